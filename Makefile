@@ -1,0 +1,49 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they call.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MODEL_DIR := models/whisper-base
+WORKERS ?= 1
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint format bench soak worker clean
+
+install: $(STAMP) $(MODEL_DIR)/.verified
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[worker,gateway,client,bench,dev]"
+	@touch $(STAMP)
+
+$(MODEL_DIR)/.verified: $(STAMP)
+	$(PY) -m asr.embedded_model $(MODEL_DIR)
+
+run: install
+	$(PY) -m scripts.run_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
+
+worker: install
+	$(PY) -m asr --host $(HOST)
+
+test: install
+	$(PY) -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
+
+soak: install
+	$(PY) -m pytest -m slow --durations=10 $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) models .pytest_cache .ruff_cache

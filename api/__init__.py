@@ -1,0 +1,1 @@
+"""Gateway: WebSocket sessions, batch windows, file transcription; fans out to ASR workers."""

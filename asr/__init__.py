@@ -1,0 +1,1 @@
+"""ASR worker: a stateless faster-whisper service (audio window + options in, segments out)."""

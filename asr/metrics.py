@@ -1,0 +1,44 @@
+"""Worker metrics (asr_worker_*), in a registry per app so tests can run several apps."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from asr.gpu import GpuCollector
+
+# windows cost 0.05-1 s, whole files up to tens of seconds
+DURATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30)
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+
+
+class WorkerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "asr_worker_requests",
+            "Requests by endpoint and HTTP status",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.inference = Histogram(
+            "asr_worker_inference_seconds",
+            "Model time per request",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue = Histogram(
+            "asr_worker_queue_seconds",
+            "Time waiting for a model slot",
+            ["priority"],
+            buckets=QUEUE_BUCKETS,
+            registry=r,
+        )
+        self.audio = Counter("asr_worker_audio_seconds", "Seconds of audio transcribed", registry=r)
+        self.in_flight = Gauge("asr_worker_in_flight", "Requests being handled", registry=r)
+        self.waiting = Gauge(
+            "asr_worker_queue_depth", "Requests waiting for a model slot", registry=r
+        )
+        self.gpu = GpuCollector()
+        if self.gpu.available:
+            r.register(self.gpu)

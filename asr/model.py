@@ -1,0 +1,170 @@
+"""The model wrapper: load, warm up, transcribe one audio window with the project's safeguards.
+
+Safeguards against whisper's habit of inventing text ("Obrigado.", subtitle credits, Welsh on
+silence): the Silero VAD decides whether there is speech at all; language detection listens to
+speech only and chooses among the allowed languages; segments outside speech are dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from asr.audio import SAMPLE_RATE
+from asr.config import WorkerSettings
+from asr.embedded_model import assemble, verify
+from asr.logs import get_logger
+from asr.schemas import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
+from asr.vad import overlaps_speech, speech_audio, speech_spans, total_speech
+
+log = get_logger(__name__)
+
+# whisper's own rule for "this segment is silence": both must hold
+NO_SPEECH_PROB = 0.6
+LOW_LOGPROB = -1.0
+
+
+class SpeechModel:
+    """One faster-whisper model shared by the worker's threads (CTranslate2 is thread-safe)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        from faster_whisper import WhisperModel
+
+        self.settings = settings
+        self.languages = settings.languages
+        path = settings.model_path
+        if settings.is_embedded:
+            # no-op when already built; never touches the network; refuses altered files
+            verify(assemble(settings.embedded_model_dir))
+        started = time.perf_counter()
+        self.model = WhisperModel(
+            path,
+            device=settings.resolved_device,
+            device_index=settings.device_index,
+            compute_type=settings.resolved_compute_type,
+            cpu_threads=settings.resolved_cpu_threads,
+            num_workers=settings.concurrency,
+            download_root=str(settings.models_dir),
+        )
+        log.info(
+            "model_loaded",
+            model=settings.model,
+            path=path,
+            device=settings.resolved_device,
+            compute_type=settings.resolved_compute_type,
+            cpu_threads=settings.resolved_cpu_threads,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    def warm_up(self) -> None:
+        """Run encoder and decoder once so the first real request does not pay for it."""
+        t = np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE
+        audio = (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+        segments, _ = self.model.transcribe(
+            audio,
+            language=self.languages[0],
+            beam_size=1,
+            temperature=0.0,
+            max_new_tokens=8,
+            word_timestamps=True,
+        )
+        for _ in segments:
+            pass
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> TranscriptionResponse:
+        started = time.perf_counter()
+        duration = audio.size / SAMPLE_RATE
+        spans = speech_spans(audio, threshold=self.settings.vad_threshold)
+        if not spans:
+            return TranscriptionResponse(
+                text="",
+                language=options.language or self.languages[0],
+                language_probability=0.0,
+                duration_sec=duration,
+                speech_sec=0.0,
+                segments=[],
+                timing=Timing(inference_ms=_ms_since(started)),
+            )
+        language, probability = self._language(audio, spans, options.language)
+        raw_segments, _info = self.model.transcribe(
+            audio,
+            language=language,
+            beam_size=options.beam_size,
+            best_of=options.best_of,
+            temperature=_temperatures(options.temperature),
+            initial_prompt=options.initial_prompt or None,
+            hotwords=options.hotwords or None,
+            vad_filter=options.vad_filter,
+            word_timestamps=options.word_timestamps,
+            no_speech_threshold=NO_SPEECH_PROB,
+            log_prob_threshold=LOW_LOGPROB,
+        )
+        segments = _kept_segments(raw_segments, spans, duration)
+        return TranscriptionResponse(
+            text=" ".join(s.text for s in segments).strip(),
+            language=language,
+            language_probability=probability,
+            duration_sec=duration,
+            speech_sec=round(total_speech(spans), 3),
+            segments=segments,
+            timing=Timing(inference_ms=_ms_since(started)),
+        )
+
+    def _language(
+        self, audio: np.ndarray, spans: list[Any], requested: str | None
+    ) -> tuple[str, float]:
+        if requested:
+            return requested, 1.0
+        _, _, all_probs = self.model.detect_language(audio=speech_audio(audio, spans))
+        allowed = [(lang, p) for lang, p in all_probs if lang in self.languages]
+        if allowed:
+            lang, prob = max(allowed, key=lambda item: item[1])
+            if prob >= self.settings.language_detection_threshold:
+                return lang, float(prob)
+        # unsure: the deployment's first language is the honest default
+        return self.languages[0], float(dict(all_probs).get(self.languages[0], 0.0))
+
+
+def _temperatures(value: float | None) -> float | tuple[float, ...]:
+    # None keeps faster-whisper's fallback ladder; an explicit value pins it
+    return (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if value is None else value
+
+
+def _kept_segments(raw: Iterable[Any], spans: list[Any], duration: float) -> list[Segment]:
+    kept: list[Segment] = []
+    for seg in raw:
+        text = seg.text.strip()
+        if not text:
+            continue
+        if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
+            continue
+        if not overlaps_speech(seg.start, seg.end, spans):
+            continue
+        words = [
+            Word(
+                word=w.word,
+                start=round(min(max(w.start, 0.0), duration), 3),
+                end=round(min(max(w.end, 0.0), duration), 3),
+                probability=round(w.probability, 4),
+            )
+            for w in (seg.words or [])
+        ]
+        kept.append(
+            Segment(
+                id=len(kept),
+                start=round(max(seg.start, 0.0), 3),
+                end=round(min(seg.end, duration), 3),
+                text=text,
+                avg_logprob=round(seg.avg_logprob, 4),
+                no_speech_prob=round(seg.no_speech_prob, 4),
+                words=words,
+            )
+        )
+    return kept
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)

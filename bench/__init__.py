@@ -1,0 +1,1 @@
+"""Benchmark harness and the project's one text-scoring module (bench.scoring)."""

@@ -1,0 +1,45 @@
+"""Shared fixtures: the eval manifest, real worker processes, CI skip policy."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.processes import ManagedProcess, free_port, worker_process
+from bench.scoring import Clip, load_manifest
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """With CI=true any skip except `gpu` fails the run (a skipped test proves nothing)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and os.environ.get("CI", "").lower() == "true" and "gpu" not in item.keywords:
+        report.outcome = "failed"
+        report.longrepr = f"skipped on CI (only `gpu` tests may skip): {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict[str, Clip]:
+    return load_manifest()
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def worker(log_dir: Path) -> Iterator[ManagedProcess]:
+    """One real worker process (embedded model, CPU), shared by the session's tests."""
+    port = free_port()
+    proc = worker_process(port, log_dir=log_dir).start()
+    try:
+        yield proc.wait_ready(timeout=120)
+    finally:
+        proc.stop()
