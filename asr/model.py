@@ -25,6 +25,8 @@ log = get_logger(__name__)
 # whisper's own rule for "this segment is silence": both must hold
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
+# a looping decode ("Acoma. Acoma. Acoma.") compresses far better than speech does
+MAX_COMPRESSION_RATIO = 2.4
 
 
 class SpeechModel:
@@ -102,13 +104,16 @@ class SpeechModel:
             no_speech_threshold=NO_SPEECH_PROB,
             log_prob_threshold=LOW_LOGPROB,
         )
-        segments = _kept_segments(raw_segments, spans, duration)
+        # with a pinned temperature there is no fallback to escape a loop: drop looping text
+        drop_loops = options.temperature is not None
+        segments = _kept_segments(raw_segments, spans, duration, drop_loops)
         return TranscriptionResponse(
             text=" ".join(s.text for s in segments).strip(),
             language=language,
             language_probability=probability,
             duration_sec=duration,
             speech_sec=round(total_speech(spans), 3),
+            speech_spans=[(round(s.start, 3), round(s.end, 3)) for s in spans],
             segments=segments,
             timing=Timing(inference_ms=_ms_since(started)),
         )
@@ -133,11 +138,15 @@ def _temperatures(value: float | None) -> float | tuple[float, ...]:
     return (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if value is None else value
 
 
-def _kept_segments(raw: Iterable[Any], spans: list[Any], duration: float) -> list[Segment]:
+def _kept_segments(
+    raw: Iterable[Any], spans: list[Any], duration: float, drop_loops: bool
+) -> list[Segment]:
     kept: list[Segment] = []
     for seg in raw:
         text = seg.text.strip()
         if not text:
+            continue
+        if drop_loops and seg.compression_ratio > MAX_COMPRESSION_RATIO:
             continue
         if seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < LOW_LOGPROB:
             continue

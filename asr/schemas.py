@@ -65,6 +65,9 @@ class TranscriptionResponse(BaseModel):
     language_probability: float
     duration_sec: float
     speech_sec: float = Field(description="seconds the VAD judged to be speech")
+    speech_spans: list[tuple[float, float]] = Field(
+        default_factory=list, description="(start, end) of each stretch of speech, seconds"
+    )
     segments: list[Segment]
     timing: Timing = Field(default_factory=Timing)
 

@@ -45,3 +45,13 @@ def read_wav(path: str) -> np.ndarray:
     with wave.open(str(path), "rb") as wav:
         assert wav.getframerate() == SR and wav.getnchannels() == 1 and wav.getsampwidth() == 2
         return np.frombuffer(wav.readframes(wav.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def mulaw_encode(audio: np.ndarray) -> bytes:
+    """G.711 mu-law (the inverse of the gateway's table), for test inputs."""
+    samples = (np.clip(audio, -1, 1) * 32767).astype(np.int32)
+    sign = (samples < 0).astype(np.int32)
+    magnitude = np.minimum(np.abs(samples), 32635) + 0x84
+    exponent = np.clip(np.floor(np.log2(magnitude)).astype(np.int32) - 7, 0, 7)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return (~((sign << 7) | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8).tobytes()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from api.processes import ManagedProcess, free_port, worker_process
+from api.processes import ManagedProcess, free_port, gateway_process, worker_process
 from bench.scoring import Clip, load_manifest
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
@@ -43,3 +43,37 @@ def worker(log_dir: Path) -> Iterator[ManagedProcess]:
         yield proc.wait_ready(timeout=120)
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(worker: ManagedProcess, log_dir: Path) -> Iterator[ManagedProcess]:
+    """A real gateway process in front of the session's worker."""
+    port = free_port()
+    proc = gateway_process(port, worker.url, log_dir=log_dir).start()
+    try:
+        yield proc.wait_ready(timeout=60)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def whole_file_text(worker: ManagedProcess, manifest: dict[str, Clip]):
+    """The worker's whole-file transcription of a clip (language given), cached per clip."""
+    import httpx
+
+    cache: dict[str, str] = {}
+
+    def get(clip_id: str) -> str:
+        if clip_id not in cache:
+            clip = manifest[clip_id]
+            response = httpx.post(
+                f"{worker.url}/transcribe",
+                files={"file": clip.path.open("rb")},
+                data={"language": clip.language},
+                timeout=300,
+            )
+            response.raise_for_status()
+            cache[clip_id] = response.json()["text"]
+        return cache[clip_id]
+
+    return get

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import time
 
@@ -178,10 +179,8 @@ def limited_worker(log_dir) -> ManagedProcess:
     seen = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             seen.append(httpx.get(f"{proc.url}/ready", timeout=1).status_code)
-        except httpx.HTTPError:
-            pass
         if seen and seen[-1] == 200:
             break
         time.sleep(0.02)

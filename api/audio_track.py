@@ -1,0 +1,107 @@
+"""One channel of a session's audio on its absolute timeline (16 kHz samples).
+
+The buffer runs from `base` to `received`. `cursor` marks where the next window starts; audio
+before it stays available for `keep_sec` as acoustic context for later windows. Samples live in
+one preallocated int16 array, grown by doubling and compacted rarely (never np.append).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+
+import numpy as np
+
+from api.windowing import FRAME_SAMPLES, frame_db
+from asr.audio import SAMPLE_RATE
+
+LEVEL_HISTORY_FRAMES = 1500  # the speaker's level over the last 15 s
+
+
+class AudioTrack:
+    def __init__(self, channel: int = 0, keep_sec: float = 10.0, start_offset: int = 0) -> None:
+        self.channel = channel
+        self.keep = int(keep_sec * SAMPLE_RATE)
+        self.base = start_offset  # absolute index of _pcm[0]
+        self.cursor = start_offset  # absolute index of the first sample not yet in a window
+        self._pcm = np.zeros(SAMPLE_RATE * 16, dtype=np.int16)
+        self._len = 0
+        self._db = np.zeros(0, dtype=np.float32)  # per complete frame from the cursor on
+        self._history: deque[np.ndarray] = deque()
+        self._history_frames = 0
+        self._arrivals: list[tuple[int, float]] = []  # (absolute end sample, monotonic time)
+
+    @property
+    def received(self) -> int:
+        return self.base + self._len
+
+    @property
+    def pending(self) -> int:
+        return self.received - self.cursor
+
+    @property
+    def pending_db(self) -> np.ndarray:
+        return self._db
+
+    def recent_db(self) -> np.ndarray:
+        return np.concatenate(list(self._history)) if self._history else self._db
+
+    def append(self, samples: np.ndarray, arrival: float) -> None:
+        if samples.size == 0:
+            return
+        self._ensure_room(samples.size)
+        frames_done = self.cursor - self.base + self._db.size * FRAME_SAMPLES
+        self._pcm[self._len : self._len + samples.size] = samples
+        self._len += samples.size
+        new_db = frame_db(self._pcm[frames_done : self._len])
+        if new_db.size:
+            self._db = np.concatenate((self._db, new_db))
+            self._remember(new_db)
+        self._arrivals.append((self.received, arrival))
+
+    def advance(self, samples: int) -> tuple[int, int]:
+        """Move the cursor: the next window is [start, end) in absolute samples."""
+        samples = min(samples, self.pending)
+        start = self.cursor
+        self.cursor += samples
+        if samples % FRAME_SAMPLES:  # frames no longer line up (a final cut): recompute
+            self._db = frame_db(self._pcm[self.cursor - self.base : self._len])
+        else:
+            self._db = self._db[samples // FRAME_SAMPLES :].copy()
+        return start, self.cursor
+
+    def audio(self, start: int, end: int) -> np.ndarray:
+        """A copy of absolute samples [start, end); start is raised to what is still kept."""
+        start = max(start, self.base)
+        return self._pcm[start - self.base : end - self.base].copy()
+
+    def arrival_of(self, sample: int) -> float | None:
+        """When the frame holding absolute `sample` arrived (for word latency)."""
+        index = bisect.bisect_left(self._arrivals, (sample, float("-inf")))
+        return self._arrivals[index][1] if index < len(self._arrivals) else None
+
+    def forget_arrivals_before(self, sample: int) -> None:
+        index = bisect.bisect_left(self._arrivals, (sample, float("-inf")))
+        if index > 0:
+            del self._arrivals[:index]
+
+    def _ensure_room(self, extra: int) -> None:
+        if self._len + extra <= self._pcm.size:
+            return
+        # drop what is older than the context we keep, then grow if still short
+        drop = max(0, min(self.cursor - self.keep, self.received) - self.base)
+        kept = self._len - drop
+        size = self._pcm.size
+        while kept + extra > size:
+            size *= 2
+        target = self._pcm if size == self._pcm.size else np.zeros(size, dtype=np.int16)
+        target[:kept] = self._pcm[drop : self._len]
+        self._pcm = target
+        self._len = kept
+        self.base += drop
+
+    def _remember(self, new_db: np.ndarray) -> None:
+        self._history.append(new_db)
+        self._history_frames += new_db.size
+        while self._history_frames - self._history[0].size >= LEVEL_HISTORY_FRAMES:
+            self._history_frames -= self._history.popleft().size

@@ -1,0 +1,67 @@
+"""Gateway settings: one pydantic-settings class, env prefix ASR_ (as in the reference)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from asr.languages import parse_language_list
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASR_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    upstream_url: str = Field(
+        "http://127.0.0.1:8001", description="one worker, or the NGINX upstream in front of many"
+    )
+    batch_window_sec: float | None = Field(
+        None, description="default window when a client sends none (a client value wins)"
+    )
+    languages: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["pt", "en"])
+    pause_search_sec: float = Field(0.5, ge=0.0, le=5.0)
+    pause_min_ms: int = Field(150, ge=30, le=2000)
+    context_sec: float = Field(
+        5.0, ge=0.0, le=20.0, description="audio before each window sent along as context"
+    )
+    prompt_enabled: bool = Field(
+        False, description="committed text tail as initial_prompt (off: it makes base loop)"
+    )
+    prompt_max_chars: int = Field(200, ge=0, le=1000)
+    language_lock_speech_sec: float = Field(
+        1.0, ge=0.0, description="speech a window needs before its detected language is kept"
+    )
+    disconnect_grace_sec: float = Field(0.0, ge=0.0)
+    max_frame_bytes: int = Field(1024 * 1024, ge=1024)
+    ack_interval_sec: float = Field(1.0, gt=0.0)
+    # file transcription
+    file_concurrency: int = Field(4, ge=1, description="file pieces in flight, all requests")
+    file_piece_max_sec: float = Field(30.0, ge=5.0, le=30.0)
+    file_max_bytes: int = Field(200 * 1024 * 1024, ge=1024)
+    file_max_sec: float = Field(4 * 3600.0, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # the worker pool
+    request_timeout_sec: float = Field(
+        75.0, gt=0, description="per attempt; longer than NGINX's proxy_read_timeout (60 s)"
+    )
+    worker_attempts: int = Field(3, ge=1, le=10)
+    frontend_dir: Path = REPO_ROOT / "frontend"
+    log_level: str = "INFO"
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> list[str]:
+        return parse_language_list(value)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> list[str]:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return list(value)  # type: ignore[arg-type]

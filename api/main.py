@@ -1,0 +1,59 @@
+"""Gateway application factory: `create_app(settings)`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.asr_client import AsrClient
+from api.config import GatewaySettings
+from api.logging import configure_logging, get_logger
+from api.metrics import GatewayMetrics
+from api.routes import files, health, ws
+from api.static import NoCacheStaticFiles
+from asr.http_limits import BodySizeLimit
+from asr.main import package_version
+
+log = get_logger("api.main")
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.asr = AsrClient(
+            settings.upstream_url, settings.request_timeout_sec, settings.worker_attempts
+        )
+        app.state.file_limiter = asyncio.Semaphore(settings.file_concurrency)
+        log.info("gateway_started", upstream=settings.upstream_url, version=app.state.version)
+        try:
+            yield
+        finally:
+            await app.state.asr.close()
+
+    app = FastAPI(title="Real-time ASR gateway", version=package_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = GatewayMetrics()
+    app.state.version = package_version()
+    app.add_middleware(BodySizeLimit, max_bytes=settings.file_max_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.include_router(health.router)
+    app.include_router(files.router)
+    app.include_router(ws.router)
+    if settings.frontend_dir.is_dir():
+        app.mount(
+            "/", NoCacheStaticFiles(directory=settings.frontend_dir, html=True), name="frontend"
+        )
+    return app

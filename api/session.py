@@ -1,0 +1,166 @@
+"""A WebSocket transcription session: configuration, channels, language, ordered events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from api.asr_client import AsrClient
+from api.audio_input import EdgeDecoder
+from api.config import GatewaySettings
+from api.events import AckEvent, EndEvent, ReadyEvent, Span
+from api.metrics import GatewayMetrics
+from api.pipeline import ChannelPipeline
+from api.session_config import SessionConfig
+from asr.audio import SAMPLE_RATE
+from asr.logs import get_logger
+from asr.schemas import TranscriptionResponse
+
+log = get_logger("api.session")
+
+Emit = Callable[[BaseModel], None]  # enqueue an event for the client, in order
+
+
+class Session:
+    def __init__(
+        self,
+        config: SessionConfig,
+        settings: GatewaySettings,
+        asr: AsrClient,
+        metrics: GatewayMetrics,
+        emit: Emit,
+        session_id: str | None = None,
+    ) -> None:
+        self.id = session_id or uuid.uuid4().hex
+        self.config = config
+        self.settings = settings
+        self.asr = asr
+        self.metrics = metrics
+        self._emit = emit
+        self.language = config.language
+        self.started_at = time.monotonic()
+        self.decoder = EdgeDecoder(config.encoding, config.sample_rate, config.channels)
+        self.pipelines = [ChannelPipeline(self, c) for c in range(config.channels)]
+        self.failed_spans: list[Span] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._segments = 0
+        self._words = 0
+        self._texts: list[str] = []
+        self._last_ack_offset = 0
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def ready_event(self, version: str) -> ReadyEvent:
+        return ReadyEvent(
+            session_id=self.id,
+            version=version,
+            config=self.config.public(),
+            config_sources=self.config.sources(),
+            warnings=self.config.warnings,
+        )
+
+    def start(self) -> None:
+        batch = self.config.batch
+        log.info(
+            "batch_stream_start",
+            session_id=self.id,
+            batch_window=batch.batch_window_sec,
+            max_batch_window=batch.max_batch_window_sec,
+            beam_size=batch.beam_size,
+            best_of=batch.best_of,
+            language=self.language,
+            profile=self.config.profile,
+            mode=self.config.mode,
+            channels=self.config.channels,
+            sources=batch.sources,
+        )
+        self._tasks = [
+            asyncio.create_task(p.run(), name=f"{self.id}-ch{p.channel}") for p in self.pipelines
+        ]
+
+    def feed(self, data: bytes) -> None:
+        arrival = time.monotonic()
+        channels = self.decoder.feed(data)
+        self._push(channels, arrival)
+
+    async def finish(self) -> EndEvent:
+        """Flush: transcribe everything received, then the `end` event (already sent)."""
+        self._push(self.decoder.flush(), time.monotonic())
+        for pipeline in self.pipelines:
+            pipeline.finish()
+        await asyncio.gather(*self._tasks)
+        end = EndEvent(session_id=self.id, summary=self.summary())
+        self.emit(end)
+        log.info("session_end", session_id=self.id, **end.summary)
+        return end
+
+    async def cancel(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        log.info("session_cancelled", session_id=self.id, received_sec=self.received_sec)
+
+    # ---- used by the pipelines ---------------------------------------------------------------
+
+    def emit(self, event: BaseModel) -> None:
+        self._emit(event)
+
+    def next_segment_id(self) -> int:
+        self._segments += 1
+        return self._segments - 1
+
+    def add_transcript(self, text: str, words: int) -> None:
+        self._texts.append(text)
+        self._words += words
+
+    def observe_language(self, result: TranscriptionResponse) -> None:
+        """Keep the first language detected on enough speech for the rest of the session."""
+        if self.language is None and result.speech_sec >= self.settings.language_lock_speech_sec:
+            self.language = result.language
+            log.info("language_locked", session_id=self.id, language=self.language)
+
+    def send_ack(self) -> None:
+        self.emit(AckEvent(received_offset=self.received, committed_offset=self.committed))
+
+    # ---- figures -----------------------------------------------------------------------------
+
+    @property
+    def received(self) -> int:
+        return min(p.track.received for p in self.pipelines)
+
+    @property
+    def committed(self) -> int:
+        return min(p.committed_offset for p in self.pipelines)
+
+    @property
+    def received_sec(self) -> float:
+        return round(self.received / SAMPLE_RATE, 3)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "audio_sec": self.received_sec,
+            "transcribed_sec": round(self.committed / SAMPLE_RATE, 3),
+            "windows": sum(p.windows for p in self.pipelines),
+            "segments": self._segments,
+            "words": self._words,
+            "language": self.language,
+            "failed_spans": [s.model_dump() for s in self.failed_spans],
+            "text": " ".join(self._texts),
+            "wall_sec": round(time.monotonic() - self.started_at, 3),
+        }
+
+    def _push(self, channels: list[Any], arrival: float) -> None:
+        received = 0
+        for pipeline, samples in zip(self.pipelines, channels, strict=True):
+            pipeline.push(samples, arrival)
+            received = samples.size
+        if received:
+            self.metrics.audio.labels("received").inc(received / SAMPLE_RATE)
+        if self.received - self._last_ack_offset >= self.settings.ack_interval_sec * SAMPLE_RATE:
+            self._last_ack_offset = self.received
+            self.send_ack()
