@@ -23,7 +23,7 @@ $(MODEL_DIR)/.verified: $(STAMP)
 	$(PY) -m asr.embedded_model $(MODEL_DIR)
 
 run: install
-	$(PY) -m scripts.run_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
+	$(PY) -m api.local_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
 
 worker: install
 	$(PY) -m asr --host $(HOST)
