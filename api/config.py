@@ -37,6 +37,18 @@ class GatewaySettings(BaseSettings):
     language_lock_speech_sec: float = Field(
         1.0, ge=0.0, description="speech a window needs before its detected language is kept"
     )
+    # partial results, streaming mode, endpointing
+    partial_interval_ms: int = Field(500, ge=100, le=5000)
+    partial_max_sec: float = Field(15.0, gt=0, description="longest tail a partial covers")
+    utterance_end_ms: int = Field(1000, ge=200, le=10000)
+    vad_enabled: bool = True
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    vad_stride: int = Field(2, ge=1, le=4, description="score every n-th 32 ms chunk")
+    stream_min_chunk_sec: float = Field(1.0, ge=0.2, le=5.0)
+    stream_buffer_max_sec: float = Field(15.0, ge=5.0, le=28.0)
+    stream_prompt: bool = Field(
+        False, description="committed text before the buffer as the prompt in stream mode"
+    )
     disconnect_grace_sec: float = Field(0.0, ge=0.0)
     max_frame_bytes: int = Field(1024 * 1024, ge=1024)
     ack_interval_sec: float = Field(1.0, gt=0.0)

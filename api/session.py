@@ -12,11 +12,14 @@ from pydantic import BaseModel
 
 from api.asr_client import AsrClient
 from api.audio_input import EdgeDecoder
+from api.channel import Channel
 from api.config import GatewaySettings
 from api.events import AckEvent, EndEvent, ReadyEvent, Span
 from api.metrics import GatewayMetrics
-from api.pipeline import ChannelPipeline
+from api.partials import run_partials
+from api.pipeline import BatchPipeline
 from api.session_config import SessionConfig
+from api.stream_pipeline import StreamPipeline
 from asr.audio import SAMPLE_RATE
 from asr.logs import get_logger
 from asr.schemas import TranscriptionResponse
@@ -45,9 +48,11 @@ class Session:
         self.language = config.language
         self.started_at = time.monotonic()
         self.decoder = EdgeDecoder(config.encoding, config.sample_rate, config.channels)
-        self.pipelines = [ChannelPipeline(self, c) for c in range(config.channels)]
+        kind = StreamPipeline if config.mode == "stream" else BatchPipeline
+        self.pipelines: list[Channel] = [kind(self, c) for c in range(config.channels)]
         self.failed_spans: list[Span] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._partial_tasks: list[asyncio.Task[None]] = []
         self._segments = 0
         self._words = 0
         self._texts: list[str] = []
@@ -82,6 +87,11 @@ class Session:
         self._tasks = [
             asyncio.create_task(p.run(), name=f"{self.id}-ch{p.channel}") for p in self.pipelines
         ]
+        if self.config.partials:
+            self._partial_tasks = [
+                asyncio.create_task(run_partials(p), name=f"{self.id}-partials{p.channel}")
+                for p in self.pipelines
+            ]
 
     def feed(self, data: bytes) -> None:
         arrival = time.monotonic()
@@ -93,16 +103,20 @@ class Session:
         self._push(self.decoder.flush(), time.monotonic())
         for pipeline in self.pipelines:
             pipeline.finish()
+        for task in self._partial_tasks:
+            task.cancel()
         await asyncio.gather(*self._tasks)
+        await asyncio.gather(*self._partial_tasks, return_exceptions=True)
         end = EndEvent(session_id=self.id, summary=self.summary())
         self.emit(end)
         log.info("session_end", session_id=self.id, **end.summary)
         return end
 
     async def cancel(self) -> None:
-        for task in self._tasks:
+        tasks = self._tasks + self._partial_tasks
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         log.info("session_cancelled", session_id=self.id, received_sec=self.received_sec)
 
     # ---- used by the pipelines ---------------------------------------------------------------

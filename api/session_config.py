@@ -23,6 +23,7 @@ class SessionConfig:
     prompt: str | None
     partials: bool
     mode: str
+    min_chunk_sec: float | None
     profile: str | None
     enable_insights: bool
     provider: str
@@ -42,6 +43,7 @@ class SessionConfig:
             "channels": self.channels,
             "partials": self.partials,
             "mode": self.mode,
+            "min_chunk_sec": self.min_chunk_sec,
             "enable_insights": self.enable_insights,
             "provider": self.provider,
             "hotwords": self.hotwords,
@@ -91,6 +93,7 @@ def build_session_config(start: StartMessage, settings: GatewaySettings) -> Sess
         prompt=start.prompt,
         partials=start.partials,
         mode=start.mode,
+        min_chunk_sec=start.min_chunk_sec,
         profile=start.profile,
         enable_insights=start.enable_insights,
         provider=provider,

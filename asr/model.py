@@ -15,6 +15,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE
 from asr.config import WorkerSettings
+from asr.draft import draft_text
 from asr.embedded_model import assemble, verify
 from asr.logs import get_logger
 from asr.schemas import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
@@ -81,15 +82,7 @@ class SpeechModel:
         duration = audio.size / SAMPLE_RATE
         spans = speech_spans(audio, threshold=self.settings.vad_threshold)
         if not spans:
-            return TranscriptionResponse(
-                text="",
-                language=options.language or self.languages[0],
-                language_probability=0.0,
-                duration_sec=duration,
-                speech_sec=0.0,
-                segments=[],
-                timing=Timing(inference_ms=_ms_since(started)),
-            )
+            return self._empty(options, duration, started)
         language, probability = self._language(audio, spans, options.language)
         raw_segments, _info = self.model.transcribe(
             audio,
@@ -115,6 +108,53 @@ class SpeechModel:
             speech_sec=round(total_speech(spans), 3),
             speech_spans=[(round(s.start, 3), round(s.end, 3)) for s in spans],
             segments=segments,
+            timing=Timing(inference_ms=_ms_since(started)),
+        )
+
+    def draft(self, audio: np.ndarray, options: DecodeOptions) -> TranscriptionResponse:
+        """The cheap pass for partials (asr/draft.py): text only, no word timestamps."""
+        started = time.perf_counter()
+        duration = audio.size / SAMPLE_RATE
+        spans = speech_spans(audio, threshold=self.settings.vad_threshold)
+        if not spans:
+            return self._empty(options, duration, started)
+        text, language = draft_text(self.model, audio, options.language, self.languages)
+        segments = (
+            [
+                Segment(
+                    id=0,
+                    start=0.0,
+                    end=round(duration, 3),
+                    text=text,
+                    avg_logprob=0.0,
+                    no_speech_prob=0.0,
+                )
+            ]
+            if text
+            else []
+        )
+        return TranscriptionResponse(
+            text=text,
+            language=language,
+            language_probability=0.0,
+            duration_sec=duration,
+            speech_sec=round(total_speech(spans), 3),
+            speech_spans=[(round(s.start, 3), round(s.end, 3)) for s in spans],
+            segments=segments,
+            timing=Timing(inference_ms=_ms_since(started)),
+        )
+
+    def _empty(
+        self, options: DecodeOptions, duration: float, started: float
+    ) -> TranscriptionResponse:
+        """No speech at all: no model call, no invented words."""
+        return TranscriptionResponse(
+            text="",
+            language=options.language or self.languages[0],
+            language_probability=0.0,
+            duration_sec=duration,
+            speech_sec=0.0,
+            segments=[],
             timing=Timing(inference_ms=_ms_since(started)),
         )
 

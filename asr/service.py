@@ -82,7 +82,8 @@ class TranscriptionService:
                 queue_sec = time.perf_counter() - queued
                 self.metrics.waiting.set(self.scheduler.waiting)
                 self.metrics.queue.labels(priority.name).observe(queue_sec)
-                result = await self.scheduler.execute(self.model.transcribe, audio, options)
+                run = self.model.draft if priority is Priority.partial else self.model.transcribe
+                result = await self.scheduler.execute(run, audio, options)
         finally:
             self.metrics.waiting.set(self.scheduler.waiting)
         self.metrics.inference.observe(result.timing.inference_ms / 1000)

@@ -8,6 +8,7 @@ import pytest
 from api.audio_input import ALAW, MULAW, EdgeDecoder
 from api.audio_track import AudioTrack
 from api.windowing import CutPlan, choose_cut, frame_db, quiet_runs, quiet_threshold
+from asr.textguard import repeated_tail_start
 
 PLAN = CutPlan(min_frames=200, search_frames=50, max_frames=400, pause_frames=15)
 LOUD, QUIET = -20.0, -70.0
@@ -116,18 +117,21 @@ def test_streaming_resampler_keeps_duration_and_tone(rate: int) -> None:
 
 
 def test_a_looping_tail_is_cut() -> None:
-    from api.pipeline import repeated_tail_start
-    from asr.schemas import Word
-
-    def words(text: str) -> list[Word]:
-        return [
-            Word(word=f" {t}", start=i, end=i + 0.5, probability=0.9)
-            for i, t in enumerate(text.split())
-        ]
-
-    looping = words(
-        "este é um teste dos modelos acústicos treinados foi um teste dos modelos acústicos"
-    )
-    assert repeated_tail_start(looping) == 9  # "um teste dos modelos acústicos" again
-    fine = words("eu quero uma coxinha de frango e eu quero um suco de laranja")
+    looping = " este é um teste dos modelos acústicos treinados foi um teste dos modelos acústicos"
+    assert repeated_tail_start(looping.split()) == 9  # "um teste dos modelos acústicos" again
+    fine = [
+        "eu",
+        "quero",
+        "uma",
+        "coxinha",
+        "de",
+        "frango",
+        "e",
+        "eu",
+        "quero",
+        "um",
+        "suco",
+        "de",
+        "laranja",
+    ]
     assert repeated_tail_start(fine) == len(fine)

@@ -1,0 +1,54 @@
+"""LocalAgreement-2 (after ufal/whisper_streaming): commit the words two consecutive
+hypotheses of the same growing audio agree on. Committed words are never taken back."""
+
+from __future__ import annotations
+
+from asr.schemas import Word
+from asr.textguard import word_key
+
+
+class HypothesisBuffer:
+    def __init__(self) -> None:
+        self.committed_end = 0.0  # seconds: end of the last committed word
+        self._committed_tail: list[str] = []  # keys of the last committed words
+        self._previous: list[Word] = []
+        self._current: list[Word] = []
+
+    def insert(self, words: list[Word]) -> None:
+        """A new hypothesis (absolute times): keep what lies after the committed words."""
+        fresh = [w for w in words if w.start > self.committed_end - 0.1 and word_key(w.word)]
+        # the new hypothesis may start by repeating the last committed words: drop them
+        for n in range(min(5, len(self._committed_tail), len(fresh)), 0, -1):
+            if [word_key(w.word) for w in fresh[:n]] == self._committed_tail[-n:]:
+                fresh = fresh[n:]
+                break
+        self._current = fresh
+
+    def flush(self) -> list[Word]:
+        """Commit the longest common prefix of the last two hypotheses."""
+        agreed: list[Word] = []
+        for new, old in zip(self._current, self._previous, strict=False):
+            if word_key(new.word) != word_key(old.word):
+                break
+            agreed.append(new)
+        self._commit(agreed)
+        self._previous = self._current[len(agreed) :]
+        self._current = []
+        return agreed
+
+    def flush_all(self) -> list[Word]:
+        """End of an utterance (or of the stream): the latest hypothesis is final."""
+        words = self._current or self._previous
+        self._commit(words)
+        self._previous, self._current = [], []
+        return words
+
+    @property
+    def pending(self) -> list[Word]:
+        """The latest hypothesis' words not yet committed (for a partial)."""
+        return self._previous
+
+    def _commit(self, words: list[Word]) -> None:
+        if words:
+            self.committed_end = words[-1].end
+            self._committed_tail = (self._committed_tail + [word_key(w.word) for w in words])[-5:]
