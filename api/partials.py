@@ -15,13 +15,16 @@ from asr.audio import SAMPLE_RATE
 from asr.schemas import Priority
 
 MIN_NEW_SEC = 0.25  # not worth a request for less new audio than this
+BUSY_RETRY_SEC = 0.1  # the worker was busy: look again soon, it may be idle between windows
 
 
 async def run_partials(channel: Channel) -> None:
     settings = channel.session.settings
     interval = settings.partial_interval_ms / 1000
+    wait = interval
     while not channel.finishing:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(wait)
+        wait = interval
         end = channel.track.received
         start = max(channel.committed_offset, end - int(settings.partial_max_sec * SAMPLE_RATE))
         if end - max(start, channel.last_partial_end) < MIN_NEW_SEC * SAMPLE_RATE:
@@ -35,7 +38,8 @@ async def run_partials(channel: Channel) -> None:
                 channel.track.audio(start, end), options, Priority.partial
             )
         except WorkerError:
-            continue  # best effort: the worker was busy with finals
+            wait = BUSY_RETRY_SEC  # best effort: the worker was busy with finals
+            continue
         if channel.commits != version or channel.finishing:
             continue
         channel.session.metrics.windows.labels("partial").inc()

@@ -47,7 +47,9 @@ class StreamPipeline(Channel):
                     return
                 await self.wait_for_audio()
                 continue
-            final = self.finishing or speech_end is not None
+            # a buffer at its limit is finalised rather than trimmed: nothing heard is dropped
+            too_long = received - self.buffer_start >= self.max_buffer
+            final = self.finishing or speech_end is not None or too_long
             await self._pass(received, final)
             if speech_end is not None:
                 self.emit_utterance_end(speech_end)
@@ -117,15 +119,10 @@ class StreamPipeline(Channel):
         self.session.send_ack()
 
     def _trim(self, committed: list[Word], received: int) -> None:
-        """Start the buffer after the last committed sentence end; cap its length."""
+        """Start the buffer after the last committed sentence end."""
         ends = [w for w in committed if w.word.strip().endswith(SENTENCE_END)]
         if ends:
             self.buffer_start = max(self.buffer_start, int(ends[-1].end * SAMPLE_RATE))
-        if received - self.buffer_start > self.max_buffer:
-            self.buffer_start = max(
-                self.buffer_start, int(self.hypotheses.committed_end * SAMPLE_RATE)
-            )
-            self.buffer_start = max(self.buffer_start, received - self.max_buffer)
 
     def _prompt(self) -> str | None:
         parts = [self.session.config.prompt or ""]
