@@ -78,3 +78,22 @@ def load_manifest(path: Path | str | None = None) -> dict[str, Clip]:
                 license=row.get("license", ""),
             )
     return clips
+
+
+def tokens(text: str) -> list[str]:
+    """The normalised words of `text` (what WER and the latency alignment compare)."""
+    return normalize(text).split()
+
+
+def exact_matches(reference: list[str], hypothesis: list[str]) -> list[tuple[int, int]]:
+    """(reference index, hypothesis index) of the words an edit-distance alignment pairs as
+    equal (jiwer's alignment; substitutions are not matches). Inputs are normalised tokens."""
+    if not reference or not hypothesis:
+        return []
+    out = jiwer.process_words(" ".join(reference), " ".join(hypothesis))
+    pairs: list[tuple[int, int]] = []
+    for chunk in out.alignments[0]:
+        if chunk.type == "equal":
+            for k in range(chunk.ref_end_idx - chunk.ref_start_idx):
+                pairs.append((chunk.ref_start_idx + k, chunk.hyp_start_idx + k))
+    return pairs

@@ -1,0 +1,252 @@
+"""`python -m bench` (`make bench BENCH_ARGS=...`): latency, quality, throughput and capacity.
+
+Against a running stack (`--url http://host:8000`) or one it starts itself (workers + gateway
+through api.processes). Writes bench/results/<timestamp>.json, a report.md with PNG plots next
+to it, and with --publish the generated section of docs/benchmarks.md.
+
+python -m bench --quick                  # one short clip, balanced profile (~30 s)
+python -m bench --publish                # everything (see docs/benchmarks.md for durations)
+python -m bench --sections quality --clips jfk,fleurs-pt-001 --profiles balanced,ultra_fast
+python -m bench --report bench/results/20260101T120000Z.json --publish
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench import clips as clip_sel
+from bench.scoring import REPO_ROOT, Clip, load_manifest
+
+if TYPE_CHECKING:
+    from bench.stack import Stack
+
+Save = Callable[[], None]  # writes the results JSON so far
+
+SECTIONS = ("quality", "throughput", "overhead", "files", "capacity")
+QUICK_CLIP = "ufpalign-coxinha"
+RESULTS = REPO_ROOT / "bench" / "results"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--url", help="a running gateway (http://host:port); default: start one")
+    p.add_argument("--worker-url", help="its worker pool (default: the gateway's /ready upstream)")
+    p.add_argument("--manifest", help="manifest.tsv in the ../shared/eval format")
+    p.add_argument("--quick", action="store_true", help=f"{QUICK_CLIP}, balanced, quality only")
+    p.add_argument(
+        "--sections", default=",".join(SECTIONS), help="comma list of " + "/".join(SECTIONS)
+    )
+    p.add_argument(
+        "--clips", help="clip ids for the profile runs (default: all up to --max-clip-sec)"
+    )
+    p.add_argument("--max-clip-sec", type=float, default=120.0)
+    p.add_argument("--profiles", help="rows: max_quality,balanced,responsive,ultra_fast,"
+                   "balanced+partials,stream (default: all)")  # fmt: skip
+    p.add_argument("--frame-ms", type=float, default=300.0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads per started worker (0: all)")
+    p.add_argument("--throughput-profile", default="balanced")
+    p.add_argument("--throughput-sec", type=float, default=30.0, help="audio per session")
+    p.add_argument("--throughput-clips", help="clip ids (default: clips at least that long)")
+    p.add_argument("--max-sessions", type=int, default=64)
+    p.add_argument("--bound-sec", type=float, default=3.0, help="p95 final latency bound")
+    p.add_argument("--long-clip", default="cuttledoc-pt-tts-adam", help="file endpoint + memory")
+    p.add_argument("--file-configs", default="1x1,1x2,2x1", help="workers x threads per worker")
+    p.add_argument("--overhead-repeat", type=int, default=3)
+    p.add_argument("--overhead-clips", help="clip ids (default: every clip up to 30 s)")
+    p.add_argument("--capacity-sessions", default="100,300,500")
+    p.add_argument("--capacity-sec", type=float, default=40.0)
+    p.add_argument("--capacity-profile", default="balanced+partials", help="a --profiles row")
+    p.add_argument("--stub-sleep-ms", type=float, default=50.0)
+    p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and report go")
+    p.add_argument("--publish", action="store_true", help="write docs/benchmarks.md")
+    p.add_argument("--report", type=Path, help="only render the report of an existing JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.sections = "quality"
+        args.clips = args.clips or QUICK_CLIP
+        args.profiles = args.profiles or "balanced"
+    args.section_list = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(args.section_list) - set(SECTIONS)
+    if unknown:
+        p.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    from bench.quality import ROWS
+
+    rows = [*(_ids(args.profiles) or []), args.throughput_profile, args.capacity_profile]
+    if set(rows) - set(ROWS):
+        p.error(f"unknown profile rows: {sorted(set(rows) - set(ROWS))}; known: {list(ROWS)}")
+    return args
+
+
+def _ids(text: str | None) -> list[str] | None:
+    return [i.strip() for i in text.split(",") if i.strip()] if text else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    from bench.report import publish, write_report
+
+    if args.report:
+        result = json.loads(args.report.read_text(encoding="utf-8"))
+        print(write_report(result, args.report.with_suffix("")))
+        if args.publish:
+            print(publish(result))
+        return 0
+    from bench.resources import machine
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kind = "quick" if args.quick else ("full" if args.section_list == list(SECTIONS) else "partial")
+    result: dict[str, Any] = {
+        "run": {"timestamp": stamp, "kind": kind, "argv": argv, "duration_sec": 0.0},
+        "machine": machine(),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    json_path = args.out / f"{stamp}{'-quick' if args.quick else ''}.json"
+    began = time.monotonic()
+
+    def save() -> None:
+        result["run"]["duration_sec"] = round(time.monotonic() - began, 1)
+        json_path.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
+
+    manifest = load_manifest(args.manifest)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    try:
+        run_sections(args, manifest, result, log_dir, save)
+    finally:
+        save()
+    report = write_report(result, json_path.with_suffix(""))
+    print(f"results: {json_path}\nreport:  {report}")
+    if args.publish:
+        print(f"published: {publish(result)}")
+    return 0
+
+
+def run_sections(
+    args: argparse.Namespace,
+    manifest: dict[str, Clip],
+    result: dict[str, Any],
+    log_dir: Path,
+    save: Save,
+) -> None:
+    from bench.stack import external_stack, start_stack
+
+    sections = args.section_list
+    frame_sec = args.frame_ms / 1000
+    needs_stack = {"quality", "throughput", "overhead"} & set(sections)
+    if needs_stack:
+        stack = (
+            external_stack(args.url, args.worker_url)
+            if args.url
+            else start_stack(1, args.threads or None, log_dir)
+        )
+        try:
+            result["worker"] = stack.worker_info()
+            result["stack"] = stack.config
+            run_live_sections(args, manifest, result, stack, frame_sec, save)
+        finally:
+            stack.stop()  # only what this run started
+    if "files" in sections:
+        from bench.file_endpoint import run_file_configs
+
+        external = external_stack(args.url, args.worker_url) if args.url else None
+        configs = [c.strip() for c in args.file_configs.split(",") if c.strip()]
+        result["file_endpoint"] = run_file_configs(
+            manifest[args.long_clip], configs, log_dir, external
+        )
+        save()
+    if "capacity" in sections:
+        from bench.capacity import run_capacity
+        from bench.quality import ROWS
+
+        levels = [int(n) for n in args.capacity_sessions.split(",") if n.strip()]
+        clip = _longest(manifest)
+        start = ROWS[args.capacity_profile].start
+        result["capacity"] = asyncio.run(
+            run_capacity(
+                levels, clip, start, args.capacity_sec, frame_sec, log_dir, args.stub_sleep_ms
+            )
+        )
+        save()
+
+
+def run_live_sections(
+    args: argparse.Namespace,
+    manifest: dict[str, Clip],
+    result: dict[str, Any],
+    stack: Stack,
+    frame_sec: float,
+    save: Save,
+) -> None:
+    from bench.clips import WholeFileCache
+
+    cache = WholeFileCache(stack.worker_url)
+    sections = args.section_list
+    if "quality" in sections:
+        from bench.quality import ROWS, run_rows
+
+        names = _ids(args.profiles) or list(ROWS)
+        rows = [ROWS[n] for n in names]
+        chosen = clip_sel.select(manifest, _ids(args.clips), args.max_clip_sec)
+        result["quality"] = asyncio.run(run_rows(stack.ws_url, chosen, rows, cache, frame_sec))
+        result["resources"] = resident_memory(stack)
+        save()
+    if "throughput" in sections:
+        from bench.quality import ROWS
+        from bench.throughput import run_throughput
+
+        ids = _ids(args.throughput_clips)
+        pool = clip_sel.select(manifest, ids) if ids else [
+            c for c in manifest.values() if c.duration_s >= args.throughput_sec
+        ] or [_longest(manifest)]  # fmt: skip
+        start = ROWS[args.throughput_profile].start
+        result["throughput"] = asyncio.run(
+            run_throughput(
+                stack, pool, cache, start, frame_sec, args.throughput_sec, args.max_sessions,
+                args.bound_sec,
+            )
+        )  # fmt: skip
+        save()
+    if "overhead" in sections:
+        from bench.worker_overhead import run_overhead
+
+        ids = _ids(args.overhead_clips)
+        short = clip_sel.select(manifest, ids, None if ids else 30.0)
+        rtf_clip = next((c for c in manifest.values() if 60.0 <= c.duration_s <= 200.0), None)
+        result["worker_overhead"] = run_overhead(
+            stack.worker_url,
+            stack.worker_pids,
+            args.threads,
+            short,
+            window_clip=max(short, key=lambda c: c.duration_s),
+            rtf_clip=rtf_clip,
+            memory_clip=manifest.get(args.long_clip),
+            repeat=args.overhead_repeat,
+        )
+        save()
+
+
+def resident_memory(stack: Stack) -> dict[str, float | None]:
+    """RSS of the services after the profile runs (None: a PID we could not find)."""
+    from bench.resources import rss_bytes
+
+    def mb(pids: list[int]) -> float | None:
+        return round(rss_bytes(pids) / 2**20, 1) if pids else None
+
+    return {"gateway_rss_mb": mb(stack.gateway_pids), "worker_rss_mb": mb(stack.worker_pids)}
+
+
+def _longest(manifest: dict[str, Clip]) -> Clip:
+    return max(manifest.values(), key=lambda c: c.duration_s)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
