@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 import uvicorn
 
@@ -17,16 +18,34 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = GatewaySettings(**overrides)
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
         ws_max_size=settings.max_frame_bytes + 64 * 1024,  # room to answer 1009 ourselves
         ws_ping_interval=20,
         ws_ping_timeout=20,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_sec) + 5,
     )
+    DrainingServer(config).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """On SIGTERM: stop accepting, let every session finish its windows and get `end` with a
+    1001 close, then shut down as usual (uvicorn alone would close sockets with 1012 at once)."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        app = self.config.loaded_app
+        while hasattr(app, "app") and not hasattr(app, "state"):
+            app = app.app
+        registry = getattr(getattr(app, "state", None), "registry", None)
+        if registry is not None:
+            await registry.drain(app.state.settings.shutdown_timeout_sec)
+        await super().shutdown(sockets)
 
 
 if __name__ == "__main__":

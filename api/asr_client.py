@@ -25,6 +25,11 @@ class WorkerError(Exception):
         super().__init__(message)
         self.status = status
 
+    @property
+    def retryable(self) -> bool:
+        """Unreachable, timed out or busy: another try later may work (a 4xx will not)."""
+        return self.status is None or self.status in RETRYABLE_STATUS
+
 
 class AsrClient:
     def __init__(
@@ -32,14 +37,14 @@ class AsrClient:
         base_url: str,
         timeout_sec: float = 75.0,
         attempts: int = 3,
-        max_connections: int = 1000,
+        max_connections: int = 200,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.attempts = attempts
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_sec, connect=5.0),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=50),
         )
 
     async def close(self) -> None:

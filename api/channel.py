@@ -10,36 +10,37 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from api.asr_client import WorkerError
 from api.audio_track import AudioTrack
 from api.events import PartialEvent, Span, Timing, TranscriptEvent, UtteranceEndEvent, WordOut
 from api.vad_stream import StreamingVad
 from asr.audio import SAMPLE_RATE
-from asr.schemas import DecodeOptions, Word
+from asr.schemas import DecodeOptions, Priority, TranscriptionResponse, Word
 
 if TYPE_CHECKING:
     from api.session import Session
 
 
 class Channel:
-    def __init__(self, session: Session, channel: int) -> None:
+    def __init__(self, session: Session, channel: int, offset: int = 0) -> None:
         self.session = session
         self.channel = channel
         settings = session.settings
         keep = max(settings.context_sec, settings.stream_buffer_max_sec) + 2.0
-        self.track = AudioTrack(channel, keep_sec=keep)
+        self.track = AudioTrack(channel, keep_sec=keep, start_offset=offset)
         self.vad = (
-            StreamingVad(settings.vad_threshold, settings.vad_stride)
+            StreamingVad(settings.vad_threshold, settings.vad_stride, start=offset)
             if settings.vad_enabled
             else None
         )
-        self.committed_offset = 0  # absolute samples: everything before is final (or failed)
+        self.committed_offset = offset  # absolute samples: all before is final (or failed)
         self.commits = 0  # bumped by every transcript: a partial started before is stale
         self.windows = 0
         self.committed_text = ""
-        self.last_partial_end = 0
+        self.last_partial_end = offset
         self._word_starts: deque[int] = deque()
         self._last_word = ""
-        self._utterance_end_sent = 0  # absolute sample of the last utterance_end
+        self._utterance_end_sent = offset  # absolute sample of the last utterance_end
         self._wake = asyncio.Event()
         self.finishing = False
 
@@ -91,6 +92,28 @@ class Channel:
         )
 
     # ---- decoding --------------------------------------------------------------------------
+
+    async def transcribe(
+        self, pcm: np.ndarray, options: DecodeOptions, priority: Priority = Priority.final
+    ) -> TranscriptionResponse:
+        """A final request that rides out a worker outage: while no worker answers, retry with
+        backoff for up to `worker_outage_sec` (audio keeps buffering, up to its limit, and the
+        socket is not read beyond that), then give up with the error."""
+        asr = self.session.asr
+        deadline = time.monotonic() + self.session.settings.worker_outage_sec
+        delay = 0.25
+        while True:
+            try:
+                return await asr.transcribe(pcm, options, priority)
+            except WorkerError as exc:
+                if (
+                    not exc.retryable
+                    or time.monotonic() + delay > deadline
+                    or self.session.finished_hard
+                ):
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     def options(self, **overrides: object) -> DecodeOptions:
         config = self.session.config

@@ -49,6 +49,34 @@ class GatewaySettings(BaseSettings):
     stream_prompt: bool = Field(
         False, description="committed text before the buffer as the prompt in stream mode"
     )
+    # security
+    auth_required: bool = Field(False, description="refuse requests without a valid API key")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hex digests of accepted keys, optionally 'name:digest'",
+    )
+    api_keys_file: Path | None = Field(None, description="one 'name:digest' or digest per line")
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="WebSocket Origin allow-list; empty: any origin"
+    )
+    # limits
+    max_sessions: int = Field(500, ge=1)
+    max_sessions_per_key: int = Field(100, ge=1)
+    max_session_sec: float = Field(4 * 3600.0, gt=0)
+    idle_timeout_sec: float = Field(60.0, gt=0, description="no audio for this long ends it")
+    max_buffered_sec: float = Field(
+        30.0, ge=1.0, description="audio waiting per session before the socket is not read"
+    )
+    max_outbox_events: int = Field(
+        2000, ge=10, description="unsent events before a slow client is closed"
+    )
+    worker_outage_sec: float = Field(
+        60.0, ge=0.0, description="how long a window waits for workers to come back"
+    )
+    # resume
+    resume_grace_sec: float = Field(30.0, ge=0.0, description="a dropped session waits this long")
+    transcript_ttl_sec: float = Field(600.0, ge=0.0, description="finished transcripts kept")
+    shutdown_timeout_sec: float = Field(20.0, ge=0.0)
     disconnect_grace_sec: float = Field(0.0, ge=0.0)
     max_frame_bytes: int = Field(1024 * 1024, ge=1024)
     ack_interval_sec: float = Field(1.0, gt=0.0)
@@ -71,7 +99,7 @@ class GatewaySettings(BaseSettings):
     def _split_languages(cls, value: object) -> list[str]:
         return parse_language_list(value)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "api_keys", "allowed_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> list[str]:
         if isinstance(value, str):

@@ -40,8 +40,9 @@ class ErrorCode(StrEnum):
 
 
 class ResumeRequest(BaseModel):
-    session_id: str
-    offset: int = Field(ge=0, strict=True)
+    session_id: str = Field(max_length=64)
+    offset: int = Field(ge=0, strict=True, description="the client's committed_offset")
+    last_segment_id: int = Field(-1, ge=-1, strict=True, description="last transcript seen")
 
 
 class StartMessage(BaseModel):
@@ -69,6 +70,9 @@ class StartMessage(BaseModel):
     mode: Mode = "batch"
     min_chunk_sec: WindowSec | None = None
     resume: ResumeRequest | None = None
+    timeline_offset: int = Field(
+        0, ge=0, strict=True, description="16 kHz samples: continue an earlier session's timeline"
+    )
 
     @field_validator("language")
     @classmethod
@@ -120,6 +124,8 @@ class ReadyEvent(BaseModel):
     config_sources: dict[str, str]
     warnings: list[str] = Field(default_factory=list)
     resumed: bool = False
+    received_offset: int = 0  # on resume: send audio from here on
+    committed_offset: int = 0
 
 
 class PartialEvent(BaseModel):

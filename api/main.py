@@ -10,10 +10,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.asr_client import AsrClient
+from api.auth import KeyStore
 from api.config import GatewaySettings
 from api.logging import configure_logging, get_logger
 from api.metrics import GatewayMetrics
-from api.routes import files, health, ws
+from api.registry import SessionRegistry
+from api.routes import files, health, sessions, ws
 from api.static import NoCacheStaticFiles
 from asr.http_limits import BodySizeLimit
 from asr.main import package_version
@@ -32,6 +34,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.file_limiter = asyncio.Semaphore(settings.file_concurrency)
         log.info("gateway_started", upstream=settings.upstream_url, version=app.state.version)
+        if not settings.auth_required:
+            log.warning(
+                "auth_disabled",
+                message="API keys are NOT required: anyone who reaches this port can transcribe."
+                " Set ASR_AUTH_REQUIRED=true and ASR_API_KEYS for anything but a local demo.",
+            )
         try:
             yield
         finally:
@@ -41,6 +49,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
     app.state.version = package_version()
+    app.state.keys = KeyStore.load(settings.api_keys, settings.api_keys_file)
+    app.state.registry = SessionRegistry(
+        settings.max_sessions, settings.max_sessions_per_key, settings.transcript_ttl_sec
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.file_max_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -51,6 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
     app.include_router(health.router)
     app.include_router(files.router)
+    app.include_router(sessions.router)
     app.include_router(ws.router)
     if settings.frontend_dir.is_dir():
         app.mount(

@@ -20,7 +20,7 @@ from api.channel import Channel
 from api.events import ErrorCode, ErrorEvent, Span
 from api.windowing import FRAME_SAMPLES, CutPlan, choose_cut, quiet_threshold
 from asr.audio import SAMPLE_RATE
-from asr.schemas import Priority, TranscriptionResponse, Word
+from asr.schemas import TranscriptionResponse, Word
 from asr.textguard import repeated_tail_start
 
 HOLD_BACK_SEC = 0.12  # a last word ending this close to the cut may be cut in half
@@ -31,8 +31,8 @@ def frames(seconds: float) -> int:
 
 
 class BatchPipeline(Channel):
-    def __init__(self, session, channel: int) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(session, channel)
+    def __init__(self, session, channel: int, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session, channel, offset)
         settings = session.settings
         batch = session.config.batch
         self.plan = CutPlan(
@@ -118,14 +118,13 @@ class BatchPipeline(Channel):
 
     async def _new_words(self, since: int, end: int) -> tuple[list[Word], TranscriptionResponse]:
         """Words after `since` (absolute times), transcribed with context before it."""
-        asr = self.session.asr
         options = self.options()
         start = self.context_start(since, self.session.settings.context_sec)
-        result = await asr.transcribe(self.track.audio(start, end), options, Priority.final)
+        result = await self.transcribe(self.track.audio(start, end), options)
         words = self._after(result, start / SAMPLE_RATE, since / SAMPLE_RATE)
         if not words and start < since and _speech_after(result, (since - start) / SAMPLE_RATE):
             # whisper sometimes drops the last words of its input: ask for the new part alone
-            result = await asr.transcribe(self.track.audio(since, end), options, Priority.final)
+            result = await self.transcribe(self.track.audio(since, end), options)
             words = self._after(result, since / SAMPLE_RATE, since / SAMPLE_RATE)
         return words, result
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,7 @@ from api.asr_client import AsrClient
 from api.audio_input import EdgeDecoder
 from api.channel import Channel
 from api.config import GatewaySettings
-from api.events import AckEvent, EndEvent, ReadyEvent, Span
+from api.events import AckEvent, EndEvent, PartialEvent, ReadyEvent, Span, TranscriptEvent
 from api.metrics import GatewayMetrics
 from api.partials import run_partials
 from api.pipeline import BatchPipeline
@@ -27,6 +28,7 @@ from asr.schemas import TranscriptionResponse
 log = get_logger("api.session")
 
 Emit = Callable[[BaseModel], None]  # enqueue an event for the client, in order
+REPLAY_LIMIT = 1000  # transcripts kept to replay after a resume
 
 
 class Session:
@@ -36,27 +38,36 @@ class Session:
         settings: GatewaySettings,
         asr: AsrClient,
         metrics: GatewayMetrics,
-        emit: Emit,
-        session_id: str | None = None,
+        emit: Emit | None,
+        owner: str = "anonymous",
+        timeline_offset: int = 0,
     ) -> None:
-        self.id = session_id or uuid.uuid4().hex
+        self.id = uuid.uuid4().hex
+        self.owner = owner
         self.config = config
         self.settings = settings
         self.asr = asr
         self.metrics = metrics
         self._emit = emit
+        self._held: list[BaseModel] = []  # events produced while no client is attached
+        self._sent_transcripts: deque[TranscriptEvent] = deque(maxlen=REPLAY_LIMIT)
         self.language = config.language
         self.started_at = time.monotonic()
+        self.last_audio_at = self.started_at
+        self.finished = False
+        self.finished_hard = False  # cancelled: stop waiting for workers
         self.decoder = EdgeDecoder(config.encoding, config.sample_rate, config.channels)
         kind = StreamPipeline if config.mode == "stream" else BatchPipeline
-        self.pipelines: list[Channel] = [kind(self, c) for c in range(config.channels)]
+        self.pipelines: list[Channel] = [
+            kind(self, c, timeline_offset) for c in range(config.channels)
+        ]
         self.failed_spans: list[Span] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._partial_tasks: list[asyncio.Task[None]] = []
         self._segments = 0
         self._words = 0
         self._texts: list[str] = []
-        self._last_ack_offset = 0
+        self._last_ack_offset = timeline_offset
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -95,11 +106,39 @@ class Session:
 
     def feed(self, data: bytes) -> None:
         arrival = time.monotonic()
+        self.last_audio_at = arrival
         channels = self.decoder.feed(data)
         self._push(channels, arrival)
 
+    def attach(self, emit: Emit) -> None:
+        """A client (again): events held while nobody listened are sent now."""
+        self._emit = emit
+        held, self._held = self._held, []
+        for event in held:
+            emit(event)
+
+    def detach(self) -> None:
+        self._emit = None
+
+    def replay_after(self, segment_id: int) -> list[TranscriptEvent]:
+        """Transcripts the client may have missed when its connection dropped."""
+        held = {e.segment_id for e in self._held if isinstance(e, TranscriptEvent)}
+        return [
+            e
+            for e in self._sent_transcripts
+            if e.segment_id > segment_id and e.segment_id not in held
+        ]
+
+    @property
+    def pending_sec(self) -> float:
+        """Audio received but not yet final: what backpressure watches."""
+        return max((p.track.received - p.committed_offset) for p in self.pipelines) / SAMPLE_RATE
+
     async def finish(self) -> EndEvent:
         """Flush: transcribe everything received, then the `end` event (already sent)."""
+        if self.finished:
+            return EndEvent(session_id=self.id, summary=self.summary())
+        self.finished = True
         self._push(self.decoder.flush(), time.monotonic())
         for pipeline in self.pipelines:
             pipeline.finish()
@@ -113,6 +152,7 @@ class Session:
         return end
 
     async def cancel(self) -> None:
+        self.finished_hard = True
         tasks = self._tasks + self._partial_tasks
         for task in tasks:
             task.cancel()
@@ -122,6 +162,12 @@ class Session:
     # ---- used by the pipelines ---------------------------------------------------------------
 
     def emit(self, event: BaseModel) -> None:
+        if isinstance(event, TranscriptEvent):
+            self._sent_transcripts.append(event)
+        if self._emit is None:
+            if not isinstance(event, AckEvent | PartialEvent):  # stale by the time anyone looks
+                self._held.append(event)
+            return
         self._emit(event)
 
     def next_segment_id(self) -> int:
@@ -154,6 +200,15 @@ class Session:
     @property
     def received_sec(self) -> float:
         return round(self.received / SAMPLE_RATE, 3)
+
+    def transcript(self) -> dict[str, Any]:
+        """The finished session, for GET /v1/sessions/{id}/transcript."""
+        return {
+            "session_id": self.id,
+            "text": " ".join(self._texts),
+            "segments": [e.model_dump() for e in self._sent_transcripts],
+            "summary": self.summary(),
+        }
 
     def summary(self) -> dict[str, Any]:
         return {

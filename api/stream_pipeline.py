@@ -17,22 +17,23 @@ from api.events import ErrorCode, ErrorEvent, Span
 from api.local_agreement import HypothesisBuffer
 from api.pipeline import absolute_words
 from asr.audio import SAMPLE_RATE
-from asr.schemas import Priority, Word
+from asr.schemas import Word
 from asr.textguard import repeated_tail_start
 
 SENTENCE_END = (".", "?", "!", "…")
 
 
 class StreamPipeline(Channel):
-    def __init__(self, session, channel: int) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(session, channel)
+    def __init__(self, session, channel: int, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session, channel, offset)
         settings = session.settings
         chunk = session.config.min_chunk_sec or settings.stream_min_chunk_sec
         self.min_chunk = int(chunk * SAMPLE_RATE)
         self.max_buffer = int(settings.stream_buffer_max_sec * SAMPLE_RATE)
-        self.buffer_start = 0  # absolute sample
+        self.buffer_start = offset  # absolute sample
         self.hypotheses = HypothesisBuffer()
-        self._decoded_until = 0
+        self.hypotheses.committed_end = offset / SAMPLE_RATE
+        self._decoded_until = offset
 
     async def run(self) -> None:
         while True:
@@ -72,10 +73,8 @@ class StreamPipeline(Channel):
         span = Span(start=start / SAMPLE_RATE, end=received / SAMPLE_RATE, channel=self.channel)
         prompt = self._prompt()
         try:
-            result = await session.asr.transcribe(
-                self.track.audio(start, received),
-                self.options(initial_prompt=prompt),
-                Priority.final,
+            result = await self.transcribe(
+                self.track.audio(start, received), self.options(initial_prompt=prompt)
             )
         except WorkerError as exc:
             session.failed_spans.append(span)

@@ -19,13 +19,13 @@ CONTEXT = 64
 
 
 class StreamingVad:
-    def __init__(self, threshold: float = 0.5, stride: int = 2) -> None:
+    def __init__(self, threshold: float = 0.5, stride: int = 2, start: int = 0) -> None:
         from faster_whisper.vad import get_vad_model
 
         self._session = get_vad_model().session
         self.threshold = threshold
         self.stride = stride
-        self._next = 0  # absolute sample where the next scored chunk starts
+        self._next = start  # absolute sample where the next scored chunk starts
         self._starts = np.zeros(0, dtype=np.int64)  # absolute start of each scored chunk
         self._speech = np.zeros(0, dtype=bool)
         self.last_speech_end: int | None = None  # absolute sample

@@ -45,6 +45,8 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     # faster-whisper logs every call at INFO ("Processing audio with duration ...")
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one line per window is noise, not information
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

@@ -10,6 +10,7 @@ from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api.asr_client import WorkerError
+from api.dependencies import CallerKey
 from api.file_transcription import transcribe_file
 from api.formats import ResponseFormat, to_srt, to_verbose_json, to_vtt
 from asr.audio import SAMPLE_RATE, AudioDecodeError, decode_file
@@ -23,6 +24,7 @@ log = get_logger("api.files")
 @router.post("/v1/audio/transcriptions")
 async def create_transcription(
     request: Request,
+    key: CallerKey,
     file: Annotated[UploadFile, File()],
     model: Annotated[str, Form()] = "whisper-1",
     language: Annotated[str | None, Form()] = None,
@@ -76,6 +78,7 @@ async def create_transcription(
         "file_transcribed",
         audio_sec=result.duration_sec,
         model=model,
+        key=key,
         language=result.language,
         segments=len(result.segments),
         seconds=round(time.perf_counter() - started, 3),

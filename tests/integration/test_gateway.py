@@ -227,12 +227,15 @@ def test_odd_bytes_and_a_fraction_of_a_second_are_flushed(gateway, manifest) -> 
     assert events[-1]["summary"]["audio_sec"] == pytest.approx(2.104, abs=0.001)
 
 
-def test_worker_failure_names_the_span(worker, log_dir) -> None:
+def test_worker_failure_names_the_span(worker, log_dir, manifest) -> None:
     from api.processes import free_port, gateway_process
 
     port = free_port()
     dead = f"http://127.0.0.1:{free_port()}"  # nobody listens there
-    proc = gateway_process(port, dead, log_dir=log_dir, name="gateway-dead-upstream").start()
+    env = {"ASR_WORKER_OUTAGE_SEC": "1"}  # give up on the absent pool quickly
+    proc = gateway_process(
+        port, dead, env=env, log_dir=log_dir, name="gateway-dead-upstream"
+    ).start()
     proc.ready_url = None
     proc.wait_ready()
     try:
@@ -243,7 +246,7 @@ def test_worker_failure_names_the_span(worker, log_dir) -> None:
             except httpx.HTTPError:
                 asyncio.run(asyncio.sleep(0.05))
         assert httpx.get(f"{proc.url}/ready").status_code == 503
-        audio = to_pcm16(np.concatenate([silence(1.0) + 0.01, silence(1.0)]))
+        audio = to_pcm16(read_wav(manifest["ufpalign-m-001"].path))  # speech: it must be sent
         events = asyncio.run(run_session(ws_url(proc), audio, {"batch_window_sec": 1.0}))
         errors = [e for e in events if e["event"] == "error"]
         assert errors and errors[0]["code"] == "worker_failed"
