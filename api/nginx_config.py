@@ -149,6 +149,7 @@ class NginxProcess(ManagedProcess):
         log_dir: Path | None = None,
         name: str = "nginx",
     ) -> None:
+        nginx_binary()  # no nginx: fail before making a prefix
         self.owns_prefix = prefix is None
         self.prefix = prefix or make_prefix()
         conf = write_local_config(self.prefix, servers, port, status_port)
