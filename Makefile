@@ -11,7 +11,9 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint format bench soak worker clean
 
-install: $(STAMP) $(MODEL_DIR)/.verified
+AXE := node_modules/axe-core/axe.min.js
+
+install: $(STAMP) $(MODEL_DIR)/.verified $(AXE)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +23,10 @@ $(STAMP): pyproject.toml
 
 $(MODEL_DIR)/.verified: $(STAMP)
 	$(PY) -m asr.embedded_model $(MODEL_DIR)
+
+# axe-core for the browser tests' accessibility checks (tests/e2e); node_modules/ is ignored
+$(AXE):
+	npm install --no-save --no-audit --no-fund --prefix . axe-core@4
 
 run: install
 	$(PY) -m api.local_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
