@@ -53,12 +53,12 @@ def playwright_driver() -> Iterator[Any]:
 
 @pytest.fixture
 def launch(playwright_driver: Any) -> Iterator[Launch]:
-    """`launch(mic_wav=None)` -> a Browser whose fake microphone plays `mic_wav` once (without
-    a file Chromium plays a beep); closed after the test."""
+    """`launch(mic_wav=None, extra_args=())` -> a Browser whose fake microphone plays
+    `mic_wav` once (without a file Chromium plays a beep); closed after the test."""
     browsers: list[Any] = []
 
-    def start(mic_wav: Path | None = None) -> Any:
-        args = list(BASE_ARGS)
+    def start(mic_wav: Path | None = None, extra_args: tuple[str, ...] = ()) -> Any:
+        args = [*BASE_ARGS, *extra_args]
         if mic_wav is not None:
             args.append(f"--use-file-for-fake-audio-capture={mic_wav}%noloop")
         browser = playwright_driver.chromium.launch(
