@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         log_config=None,
         ws_max_size=settings.max_frame_bytes + 64 * 1024,  # room to answer 1009 ourselves
-        ws_ping_interval=20,
-        ws_ping_timeout=20,
+        # no server pings: a session under backpressure stops reading its socket, and a pong
+        # stuck behind unread audio would kill it; dead clients end by ASR_IDLE_TIMEOUT_SEC
+        ws_ping_interval=None,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_sec) + 5,
     )
     DrainingServer(config).run()

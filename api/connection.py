@@ -126,9 +126,9 @@ class Connection:
     async def _backpressure(self) -> None:
         """Stop reading the socket while too much audio waits: TCP then slows the client down
         instead of the gateway's memory growing."""
-        limit = self.settings.max_buffered_sec
-        while self.session is not None and self.session.pending_sec > limit:  # noqa: ASYNC110
+        while self.session is not None and self.session.at_buffer_limit:
             await asyncio.sleep(BACKPRESSURE_POLL_SEC)  # a short poll: simpler than an Event
+            self.session.last_audio_at = time.monotonic()  # waiting on us is not idling
 
     async def _watchdog(self) -> None:
         """Session duration and idle limits."""

@@ -69,6 +69,8 @@ class BatchPipeline(Channel):
             return cut * FRAME_SAMPLES, False
         if self.finishing and self.track.pending:
             return self.track.pending, True  # stop flushes everything, even a fraction of a second
+        if self.session.at_buffer_limit and self.track.pending:
+            return self.track.pending, False  # the socket is not read until we catch up
         return None, False
 
     async def _window(self, end: int, cut_at: float, final: bool) -> None:

@@ -134,6 +134,16 @@ class Session:
         """Audio received but not yet final: what backpressure watches."""
         return max((p.track.received - p.committed_offset) for p in self.pipelines) / SAMPLE_RATE
 
+    @property
+    def buffer_limit_sec(self) -> float:
+        # never below a full window plus a held-back word, or a session could wait for audio
+        # that backpressure keeps unread
+        return max(self.settings.max_buffered_sec, self.config.batch.max_batch_window_sec + 2.0)
+
+    @property
+    def at_buffer_limit(self) -> bool:
+        return self.pending_sec >= self.buffer_limit_sec
+
     async def finish(self) -> EndEvent:
         """Flush: transcribe everything received, then the `end` event (already sent)."""
         if self.finished:

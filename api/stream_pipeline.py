@@ -49,7 +49,9 @@ class StreamPipeline(Channel):
                 await self.wait_for_audio()
                 continue
             # a buffer at its limit is finalised rather than trimmed: nothing heard is dropped
-            too_long = received - self.buffer_start >= self.max_buffer
+            too_long = (
+                received - self.buffer_start >= self.max_buffer or self.session.at_buffer_limit
+            )
             final = self.finishing or speech_end is not None or too_long
             await self._pass(received, final)
             if speech_end is not None:

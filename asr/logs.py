@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
+
+
+# API keys must never reach the logs, wherever they hide (a query string logged by uvicorn, an
+# Authorization header, a "bearer.<key>" WebSocket subprotocol)
+_SECRETS = re.compile(r"(api_key=|bearer[ .:]\s*)[^&\s\"',;]+", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    return _SECRETS.sub(r"\1[redacted]", text)
+
+
+class _RedactFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def _redact_event(_logger: object, _name: str, event: dict) -> dict:
+    return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -29,6 +50,7 @@ def configure_logging(level: str = "INFO") -> None:
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stdout)
+    handler.addFilter(_RedactFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

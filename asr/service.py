@@ -77,6 +77,7 @@ class TranscriptionService:
             raise RequestError(503, "the model is still loading; retry shortly", "not_ready")
         queued = time.perf_counter()
         self.metrics.waiting.set(self.scheduler.waiting)
+        self.metrics.in_flight.inc()
         try:
             async with self.scheduler.slot(priority):
                 queue_sec = time.perf_counter() - queued
@@ -85,6 +86,7 @@ class TranscriptionService:
                 run = self.model.draft if priority is Priority.partial else self.model.transcribe
                 result = await self.scheduler.execute(run, audio, options)
         finally:
+            self.metrics.in_flight.dec()
             self.metrics.waiting.set(self.scheduler.waiting)
         self.metrics.inference.observe(result.timing.inference_ms / 1000)
         self.metrics.audio.inc(result.duration_sec)

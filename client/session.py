@@ -78,7 +78,8 @@ class StreamingSession:
 @asynccontextmanager
 async def connect(url: str, **start: Any) -> AsyncIterator[StreamingSession]:
     """Open a session: send `start` with the given fields and wait for `ready`."""
-    async with websockets.connect(url, max_size=2**24, open_timeout=10) as ws:
+    # no pings: under backpressure the gateway stops reading, and a pong would wait too
+    async with websockets.connect(url, max_size=2**24, open_timeout=10, ping_interval=None) as ws:
         await ws.send(json.dumps({"event": "start", **start}))
         while True:
             first = json.loads(await ws.recv())

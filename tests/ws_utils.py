@@ -28,7 +28,8 @@ async def run_session(
 ) -> list[dict[str, Any]]:
     """Start, send audio in frames, stop; return every event up to `end` (validated)."""
     events: list[dict[str, Any]] = []
-    async with websockets.connect(url, max_size=2**24) as ws:
+    # no client pings: under backpressure the gateway does not read, a pong would wait too
+    async with websockets.connect(url, max_size=2**24, ping_interval=None) as ws:
         await ws.send(json.dumps({"event": "start", **(start or {})}))
 
         async def reader() -> None:

@@ -1,0 +1,167 @@
+"""A streaming session that survives dropped connections and gateway restarts.
+
+It keeps the audio from the last `committed_offset` on. When the connection drops it reconnects
+(with backoff) and resumes the session; the gateway says from which offset it needs audio again.
+When the gateway no longer knows the session (it restarted), a new session continues the same
+timeline from the committed offset. No audio is lost and no transcript is delivered twice.
+Audio must be 16 kHz mono PCM16 here (offsets then map to bytes directly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+
+BYTES_PER_SAMPLE = 2
+
+
+class ResilientStream:
+    def __init__(
+        self,
+        url: str,
+        start: dict[str, Any] | None = None,
+        api_key: str | None = None,
+        max_reconnects: int = 20,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.start = {
+            k: v for k, v in (start or {}).items() if k not in ("encoding", "sample_rate")
+        }
+        self.api_key = api_key
+        self.max_reconnects = max_reconnects
+        self.on_event = on_event
+        self.events: list[dict[str, Any]] = []
+        self.reconnects = 0
+        self.sessions: list[str] = []
+        self._audio = bytearray()  # from self._base on
+        self._base = 0  # sample offset of self._audio[0]
+        self._produced = 0  # samples the source has produced
+        self._source_done = False
+        self._session_id: str | None = None
+        self._committed = 0
+        self._last_segment = -1
+        self._seen: set[tuple[str, int]] = set()
+        self._more = asyncio.Event()
+
+    # ---- the audio source --------------------------------------------------------------------
+
+    def feed(self, pcm16: bytes) -> None:
+        self._audio += pcm16
+        self._produced += len(pcm16) // BYTES_PER_SAMPLE
+        self._more.set()
+
+    def close_source(self) -> None:
+        self._source_done = True
+        self._more.set()
+
+    async def play(self, pcm16: bytes, frame_ms: int = 300, realtime: bool = True) -> None:
+        """Feed a recording as if it were live."""
+        frame = 16 * frame_ms * BYTES_PER_SAMPLE
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for index, offset in enumerate(range(0, len(pcm16), frame)):
+            if realtime:
+                await asyncio.sleep(max(0.0, began + (index + 1) * frame_ms / 1000 - loop.time()))
+            self.feed(pcm16[offset : offset + frame])
+        self.close_source()
+
+    # ---- the connection ----------------------------------------------------------------------
+
+    async def run(self) -> list[dict[str, Any]]:
+        """Until the session ended (its `end` event): every transcript exactly once, in order."""
+        while True:
+            try:
+                if await self._connection():
+                    return self.events
+            except (OSError, websockets.ConnectionClosedError, websockets.InvalidStatus):
+                pass
+            self.reconnects += 1
+            if self.reconnects > self.max_reconnects:
+                raise ConnectionError(f"gave up after {self.max_reconnects} reconnects")
+            await asyncio.sleep(min(0.2 * 2 ** min(self.reconnects, 5), 3.0))
+
+    async def _connection(self) -> bool:
+        protocols = ["asr.v1"] + ([f"bearer.{self.api_key}"] if self.api_key else [])
+        async with websockets.connect(
+            self.url, subprotocols=protocols, open_timeout=5, max_size=2**24, ping_interval=None
+        ) as ws:
+            send_from = await self._handshake(ws)
+            sender = asyncio.create_task(self._send(ws, send_from))
+            try:
+                async for raw in ws:
+                    event = json.loads(raw)
+                    if self._on_server_event(event):
+                        return True
+            finally:
+                sender.cancel()
+        return False
+
+    async def _handshake(self, ws: websockets.ClientConnection) -> int:
+        """Start or resume; returns the sample offset to send audio from."""
+        if self._session_id is not None:
+            resume = {
+                "session_id": self._session_id,
+                "offset": self._committed,
+                "last_segment_id": self._last_segment,
+            }
+            await ws.send(json.dumps({"event": "start", **self.start, "resume": resume}))
+            answer = json.loads(await ws.recv())
+            if answer.get("event") == "ready":
+                return int(answer["received_offset"])
+            if answer.get("code") != "resume_unknown":
+                raise ConnectionError(f"resume refused: {answer}")
+        start = {**self.start, "timeline_offset": self._committed}
+        await ws.send(json.dumps({"event": "start", **start}))
+        ready = json.loads(await ws.recv())
+        if ready.get("event") != "ready":
+            raise ConnectionError(f"start refused: {ready}")
+        self._session_id = ready["session_id"]
+        self._last_segment = -1
+        self.sessions.append(ready["session_id"])
+        return self._committed
+
+    async def _send(self, ws: websockets.ClientConnection, position: int) -> None:
+        while True:
+            if position < self._produced:
+                start = (position - self._base) * BYTES_PER_SAMPLE
+                chunk = bytes(self._audio[start : start + 9600])
+                await ws.send(chunk)
+                position += len(chunk) // BYTES_PER_SAMPLE
+                continue
+            if self._source_done:
+                await ws.send(json.dumps({"event": "stop"}))
+                return
+            self._more.clear()
+            await self._more.wait()
+
+    def _on_server_event(self, event: dict[str, Any]) -> bool:
+        kind = event.get("event")
+        if kind == "transcript":
+            key = (self._session_id or "", int(event["segment_id"]))
+            self._last_segment = max(self._last_segment, key[1])
+            if key in self._seen:
+                return False
+            self._seen.add(key)
+        elif kind == "ack":
+            self._commit(int(event["committed_offset"]))
+        self.events.append(event)
+        if self.on_event:
+            self.on_event(event)
+        return kind == "end"
+
+    def _commit(self, offset: int) -> None:
+        """Audio before `offset` is final: forget it."""
+        if offset > self._committed:
+            drop = max(0, offset - self._base)
+            del self._audio[: drop * BYTES_PER_SAMPLE]
+            self._base += drop
+            self._committed = offset
+
+
+def transcripts(events: list[dict[str, Any]]) -> str:
+    return " ".join(e["text"] for e in events if e.get("event") == "transcript").strip()

@@ -1,0 +1,198 @@
+"""Auth, origins and limits, against real gateway processes (and the session's real worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import websockets
+
+from api.auth import digest
+from api.processes import ManagedProcess, free_port, gateway_process
+from tests.audio_utils import read_wav, silence, to_pcm16, wav_bytes
+from tests.ws_utils import check_event
+
+KEY, OTHER_KEY = "s3cret-key-one", "s3cret-key-two"
+
+
+def start_gateway(worker, log_dir, name: str, **env: str) -> ManagedProcess:
+    proc = gateway_process(free_port(), worker.url, env=env, log_dir=log_dir, name=name).start()
+    return proc.wait_ready(timeout=60)
+
+
+def ws_url(gateway: ManagedProcess, query: str = "") -> str:
+    return gateway.url.replace("http", "ws") + "/ws/transcribe" + query
+
+
+@pytest.fixture(scope="module")
+def secured(worker, log_dir) -> Iterator[ManagedProcess]:
+    proc = start_gateway(
+        worker,
+        log_dir,
+        "gateway-secured",
+        ASR_AUTH_REQUIRED="true",
+        ASR_API_KEYS=f"alice:{digest(KEY)},bob:{digest(OTHER_KEY)}",
+        ASR_ALLOWED_ORIGINS="https://good.example",
+        ASR_MAX_SESSIONS="3",
+        ASR_MAX_SESSIONS_PER_KEY="1",
+        ASR_FILE_MAX_BYTES="400000",
+        ASR_FILE_MAX_SEC="5",
+    )
+    yield proc
+    proc.stop()
+
+
+async def _open(url: str, **kwargs) -> tuple[websockets.ClientConnection, dict]:
+    ws = await websockets.connect(url, **kwargs)
+    await ws.send(json.dumps({"event": "start", "language": "pt"}))
+    return ws, check_event(await ws.recv())
+
+
+def test_websocket_needs_a_key(secured) -> None:
+    async def refused(**kwargs) -> None:
+        async with websockets.connect(ws_url(secured), **kwargs) as ws:
+            event = check_event(await ws.recv())  # told before anything is sent
+            assert event["code"] == "unauthorized" and event["fatal"]
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 1008
+
+    async def go() -> None:
+        await refused()
+        await refused(subprotocols=["asr.v1", "bearer.wrong"])
+        # the key as a subprotocol: the server picks "asr.v1", never the key
+        ws, event = await _open(ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"])
+        assert event["event"] == "ready" and ws.subprotocol == "asr.v1"
+        await ws.send(json.dumps({"event": "stop"}))
+        assert [check_event(m)["event"] async for m in ws][-1] == "end"
+        # or as a query parameter (ends up in proxy logs: documented as second choice)
+        ws, event = await _open(ws_url(secured, f"?api_key={OTHER_KEY}"))
+        assert event["event"] == "ready"
+        await ws.send(json.dumps({"event": "stop"}))
+        assert [check_event(m)["event"] async for m in ws][-1] == "end"
+
+    asyncio.run(go())
+    assert KEY not in secured.log_text() and OTHER_KEY not in secured.log_text()
+
+
+def test_origin_allow_list(secured) -> None:
+    async def go() -> None:
+        with pytest.raises(websockets.InvalidStatus):
+            await _open(
+                ws_url(secured),
+                subprotocols=["asr.v1", f"bearer.{KEY}"],
+                origin="https://evil.example",
+            )
+        ws, event = await _open(
+            ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"], origin="https://good.example"
+        )
+        assert event["event"] == "ready"
+        await ws.close()
+
+    asyncio.run(go())
+
+
+def test_http_needs_a_key_and_limits_uploads(secured, manifest) -> None:
+    url = f"{secured.url}/v1/audio/transcriptions"
+    audio = {"file": ("a.wav", manifest["ufpalign-m-001"].path.read_bytes())}
+    assert httpx.post(url, files=audio).status_code == 401
+    assert httpx.post(url, files=audio, headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = httpx.post(url, files=audio, headers={"Authorization": f"Bearer {KEY}"}, timeout=60)
+    assert ok.status_code == 200, ok.text
+    headers = {"Authorization": f"Bearer {KEY}"}
+    big = httpx.post(url, files={"file": ("b.wav", wav_bytes(silence(15)))}, headers=headers)
+    assert big.status_code == 413  # 480 kB > 400 kB
+    long = httpx.post(url, files={"file": ("c.wav", wav_bytes(silence(6)))}, headers=headers)
+    assert long.status_code == 413 and "limit" in long.json()["detail"]  # 6 s > 5 s
+
+
+def test_session_limits_per_key_and_global(secured) -> None:
+    async def go() -> None:
+        first, ready = await _open(ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"])
+        assert ready["event"] == "ready"
+        second, busy = await _open(ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"])
+        assert busy["code"] == "busy" and busy["retry_after_sec"] > 0
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await second.recv()
+        assert closed.value.rcvd.code == 1013
+        # another key still gets in
+        third, ready = await _open(ws_url(secured), subprotocols=["asr.v1", f"bearer.{OTHER_KEY}"])
+        assert ready["event"] == "ready"
+        for ws in (first, third):
+            await ws.send(json.dumps({"event": "stop"}))
+            assert [check_event(m)["event"] async for m in ws][-1] == "end"
+
+    asyncio.run(go())
+
+
+def test_finished_transcript_is_kept_for_its_key(secured, manifest) -> None:
+    async def go() -> str:
+        ws, ready = await _open(ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"])
+        await ws.send(to_pcm16(read_wav(manifest["ufpalign-coxinha"].path)))
+        await ws.send(json.dumps({"event": "stop"}))
+        async for _ in ws:
+            pass
+        return ready["session_id"]
+
+    session_id = asyncio.run(go())
+    url = f"{secured.url}/v1/sessions/{session_id}/transcript"
+    body = httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert "coxinha" in body["text"].lower()
+    assert httpx.get(url, headers={"Authorization": f"Bearer {OTHER_KEY}"}).status_code == 404
+    assert httpx.get(url).status_code == 401
+
+
+def test_idle_and_duration_limits(worker, log_dir, manifest) -> None:
+    proc = start_gateway(
+        worker, log_dir, "gateway-timeouts", ASR_IDLE_TIMEOUT_SEC="2", ASR_MAX_SESSION_SEC="4"
+    )
+
+    async def session(send_every: float | None) -> list[dict]:
+        ws, ready = await _open(ws_url(proc))
+        events = [ready]
+
+        async def feed() -> None:
+            while send_every:
+                await ws.send(b"\x00\x00" * 1600)
+                await asyncio.sleep(send_every)
+
+        feeder = asyncio.create_task(feed())
+        try:
+            async for raw in ws:
+                events.append(check_event(raw))
+        except websockets.ConnectionClosed:
+            pass
+        feeder.cancel()
+        return events
+
+    try:
+        idle = asyncio.run(session(None))
+        assert [e.get("code") for e in idle if e["event"] == "error"] == ["idle_timeout"]
+        assert idle[-1]["event"] == "end"
+        busy = asyncio.run(session(0.1))
+        assert [e.get("code") for e in busy if e["event"] == "error"] == ["session_timeout"]
+        assert busy[-1]["event"] == "end"
+    finally:
+        proc.stop()
+
+
+def test_backpressure_bounds_buffered_audio(worker, log_dir, manifest) -> None:
+    """A client sending 85 s of audio at once: the gateway stops reading while more than
+    ASR_MAX_BUFFERED_SEC waits, so received - committed stays bounded in every ack."""
+    proc = start_gateway(worker, log_dir, "gateway-backpressure", ASR_MAX_BUFFERED_SEC="6")
+    audio = to_pcm16(read_wav(manifest["pt-longform-dev"].path))
+    try:
+        from tests.ws_utils import run_session
+
+        events = asyncio.run(
+            run_session(ws_url(proc), audio, {"language": "pt", "partials": False})
+        )
+    finally:
+        proc.stop()
+    gaps = [e["received_offset"] - e["committed_offset"] for e in events if e["event"] == "ack"]
+    # the limit is raised to a full window (10 s) + 2 s so a session can always progress
+    assert max(gaps) <= (12 + 1) * 16000, max(gaps) / 16000
+    assert events[-1]["summary"]["audio_sec"] == pytest.approx(85.112, abs=0.01)
