@@ -88,8 +88,9 @@ def test_live_transcription_matches_whole_file(
     noisy_mic: Path,
     shots: Path,
 ) -> None:
-    """Measured 2026-11-26 (2 cores, balanced profile): page 8.3% WER, whole file 8.3%;
-    the word count grew 10+ times while the clip played."""
+    """Measured 2026-11-26 (2 busy cores, balanced profile, 5 runs): page 5.6-8.3% WER (one
+    run 11.1% before the fake microphone got its 1.5 s lead-in), whole file 8.3%; the word
+    count grew 17-18 times while the clip played."""
     clip = manifest[CLIP]
     whole = whole_file_text(CLIP)
     page = open_page(launch(noisy_mic), f"{gateway.url}/")
