@@ -47,6 +47,7 @@ class ResilientStream:
         self._last_segment = -1
         self._seen: set[tuple[str, int]] = set()
         self._more = asyncio.Event()
+        self._ws: websockets.ClientConnection | None = None
 
     # ---- the audio source --------------------------------------------------------------------
 
@@ -90,6 +91,7 @@ class ResilientStream:
         async with websockets.connect(
             self.url, subprotocols=protocols, open_timeout=5, max_size=2**24, ping_interval=None
         ) as ws:
+            self._ws = ws
             send_from = await self._handshake(ws)
             sender = asyncio.create_task(self._send(ws, send_from))
             try:
@@ -100,6 +102,11 @@ class ResilientStream:
             finally:
                 sender.cancel()
         return False
+
+    def drop_connection(self) -> None:
+        """Cut the TCP connection without a close frame (for tests and chaos drills)."""
+        if self._ws is not None and self._ws.transport is not None:
+            self._ws.transport.abort()
 
     async def _handshake(self, ws: websockets.ClientConnection) -> int:
         """Start or resume; returns the sample offset to send audio from."""
