@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     worker_failed = "worker_failed"  # a window could not be transcribed (span names it)
     resume_unknown = "resume_unknown"  # the session to resume is not known here
     unauthorized = "unauthorized"  # missing or wrong API key (closes with 1008)
+    forbidden_origin = "forbidden_origin"  # a browser page from another site (closes with 1008)
     session_timeout = "session_timeout"  # the session ran past its maximum duration
     idle_timeout = "idle_timeout"  # no audio for too long
     slow_consumer = "slow_consumer"  # the client stopped reading events

@@ -13,7 +13,7 @@ const MAX_PENDING_SEC = 120;
 const END_TIMEOUT_MS = 120000;
 const FIRST_CONNECT_ATTEMPTS = 4;
 // errors after which reconnecting cannot help
-const FATAL_CODES = new Set(["unauthorized", "frame_too_large", "invalid_config"]);
+const FATAL_CODES = new Set(["unauthorized", "forbidden_origin", "frame_too_large", "invalid_config"]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/; // RFC 6455 subprotocol token characters
 
 export function streamUrl(base = window.location) {

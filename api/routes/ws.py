@@ -18,20 +18,20 @@ async def transcribe_stream(websocket: WebSocket) -> None:
     # select our protocol name, never the key's "bearer.<key>" entry (browsers would reject
     # an answer they did not offer, and the key would travel back in a header)
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered_subprotocols(websocket) else None
-    metrics = websocket.app.state.metrics
+    await websocket.accept(subprotocol=subprotocol)
+    # refused after accepting, with a reason: a browser cannot read a handshake refusal
     if not origin_allowed(websocket):
-        metrics.errors.labels("forbidden_origin").inc()
-        await websocket.close(CLOSE_POLICY, "origin not allowed")
+        await _refuse(websocket, ErrorCode.forbidden_origin, "this page's origin is not allowed")
         return
     key_name = authenticate(websocket)
-    await websocket.accept(subprotocol=subprotocol)
     if key_name is None:
-        metrics.errors.labels(ErrorCode.unauthorized.value).inc()
-        error = ErrorEvent(
-            code=ErrorCode.unauthorized, message="a valid API key is required", fatal=True
-        )
-        await websocket.send_text(error.model_dump_json())
-        await websocket.close(CLOSE_POLICY, "unauthorized")
+        await _refuse(websocket, ErrorCode.unauthorized, "a valid API key is required")
         return
     structlog.contextvars.clear_contextvars()
     await Connection(websocket, key_name).serve()
+
+
+async def _refuse(websocket: WebSocket, code: ErrorCode, message: str) -> None:
+    websocket.app.state.metrics.errors.labels(code.value).inc()
+    await websocket.send_text(ErrorEvent(code=code, message=message, fatal=True).model_dump_json())
+    await websocket.close(CLOSE_POLICY, code.value)

@@ -80,12 +80,14 @@ def test_websocket_needs_a_key(secured) -> None:
 
 def test_origin_allow_list(secured) -> None:
     async def go() -> None:
-        with pytest.raises(websockets.InvalidStatus):
-            await _open(
-                ws_url(secured),
-                subprotocols=["asr.v1", f"bearer.{KEY}"],
-                origin="https://evil.example",
-            )
+        async with websockets.connect(
+            ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"], origin="https://evil.example"
+        ) as evil:
+            event = check_event(await evil.recv())
+            assert event["code"] == "forbidden_origin" and event["fatal"]
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await evil.recv()
+            assert closed.value.rcvd.code == 1008
         ws, event = await _open(
             ws_url(secured), subprotocols=["asr.v1", f"bearer.{KEY}"], origin="https://good.example"
         )
