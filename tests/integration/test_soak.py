@@ -1,0 +1,76 @@
+"""Soak (slow; `make soak`): 16 concurrent sessions for 2 minutes through NGINX and two
+workers. No errors, every second received is transcribed, the gateway's memory stays flat."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import psutil
+import pytest
+
+from api.local_stack import start_stack
+from api.processes import free_port
+from tests.audio_utils import read_wav, to_pcm16
+from tests.metrics_utils import scrape, value
+from tests.ws_utils import run_session
+
+SESSIONS = 16
+SECONDS = 120
+CLIPS = ["pt-longform-dev", "cuttledoc-pt-tts-adam", "cuttledoc-pt-tts-raquel"]
+
+
+@pytest.mark.slow
+@pytest.mark.nginx
+@pytest.mark.timeout(1200)
+def test_soak_16_sessions_two_minutes(manifest, log_dir) -> None:
+    rng = np.random.default_rng(7)
+    sources = [read_wav(manifest[c].path) for c in CLIPS]
+    audios = []
+    for index in range(SESSIONS):  # different clips and random offsets: no lockstep
+        source = sources[index % len(sources)]
+        start = int(rng.integers(0, max(1, source.size - SECONDS * 16000)))
+        piece = np.resize(source[start:], SECONDS * 16000)
+        audios.append(to_pcm16(piece))
+    stack = start_stack(
+        2,
+        worker_ports=[free_port(), free_port()],
+        nginx_port=free_port(),
+        status_port=free_port(),
+        gateway_port=free_port(),
+        log_dir=log_dir,
+    )
+    try:
+        assert stack.gateway is not None and stack.gateway.proc is not None
+        url = stack.gateway.url.replace("http", "ws") + "/ws/transcribe"
+        gateway = psutil.Process(stack.gateway.proc.pid)
+        rss_before = gateway.memory_info().rss
+
+        async def all_sessions() -> list[list[dict]]:
+            start = {"language": "pt", "partials": False}
+            return await asyncio.gather(
+                *(run_session(url, audio, start, realtime_ms=300) for audio in audios)
+            )
+
+        began = time.monotonic()
+        results = asyncio.run(all_sessions())
+        wall = time.monotonic() - began
+        rss_after = gateway.memory_info().rss
+        metrics = scrape(stack.gateway.url)
+    finally:
+        stack.stop()
+    errors = [e for events in results for e in events if e["event"] == "error"]
+    assert errors == []
+    for events in results:
+        summary = events[-1]["summary"]
+        assert summary["audio_sec"] == pytest.approx(SECONDS, abs=0.01)
+        assert summary["transcribed_sec"] == pytest.approx(summary["audio_sec"], abs=0.01)
+        assert summary["words"] > 100
+    received = value(metrics, "asr_audio_seconds_total", stage="received")
+    transcribed = value(metrics, "asr_audio_seconds_total", stage="transcribed")
+    assert received == pytest.approx(SESSIONS * SECONDS, abs=0.1)
+    assert transcribed == pytest.approx(received, abs=0.5)
+    growth_mb = (rss_after - rss_before) / 2**20
+    print(f"soak: {SESSIONS} sessions x {SECONDS} s in {wall:.0f} s, gateway +{growth_mb:.1f} MB")
+    assert growth_mb < 150
