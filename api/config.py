@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asr.languages import parse_language_list
@@ -93,6 +93,25 @@ class GatewaySettings(BaseSettings):
     worker_attempts: int = Field(3, ge=1, le=10)
     frontend_dir: Path = REPO_ROOT / "frontend"
     log_level: str = "INFO"
+    # live insights (enable_insights): stats stay local, a provider writes the summary
+    insights_interval_sec: float = Field(5.0, ge=0.5, le=60.0, description="between events")
+    insights_provider: str = Field("local", description="used when a client names none")
+    insights_timeout_sec: float = Field(
+        10.0,
+        gt=0.0,
+        le=120.0,
+        description="per provider call; the final one delays `end` at most this",
+    )
+    insights_max_keywords: int = Field(8, ge=1, le=50)
+    insights_summary_max_chars: int = Field(300, ge=40, le=4000)
+    insights_openai_url: str | None = Field(
+        None, description="OpenAI-compatible base URL ending in /v1; unset: no `openai` provider"
+    )
+    insights_openai_key: SecretStr | None = None
+    insights_openai_model: str = "gpt-4o-mini"
+    insights_openai_max_chars: int = Field(
+        12000, ge=500, description="transcript tail sent to the provider"
+    )
 
     @field_validator("languages", mode="before")
     @classmethod

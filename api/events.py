@@ -168,13 +168,32 @@ class AckEvent(BaseModel):
     committed_offset: int
 
 
+class ChannelInsights(BaseModel):
+    channel: int
+    speaking_sec: float
+    word_count: int
+    words_per_minute: float | None = None
+    silence_ratio: float | None = None
+
+
 class InsightsEvent(BaseModel):
+    """Figures measured by the gateway plus a provider's summary; a provider may add fields."""
+
     model_config = ConfigDict(extra="allow")
 
     event: Literal["insights"] = "insights"
     provider: str
     final: bool = False
-    error: str | None = None
+    error: str | None = None  # the provider failed; the figures are still current
+    audio_sec: float | None = None
+    speaking_sec: float | None = None  # speech heard by the VAD (all channels)
+    word_count: int | None = None
+    words_per_minute: float | None = None  # over the transcribed speech; None under 1 s
+    silence_ratio: float | None = None  # 1 - speaking_sec / audio_sec
+    keywords: list[str] = Field(default_factory=list)
+    summary: str | None = None
+    language: str | None = None
+    channels: list[ChannelInsights] | None = None  # stereo only
 
 
 class ErrorEvent(BaseModel):

@@ -16,6 +16,7 @@ from api.audio_input import EdgeDecoder
 from api.channel import Channel
 from api.config import GatewaySettings
 from api.events import AckEvent, EndEvent, PartialEvent, ReadyEvent, Span, TranscriptEvent
+from api.insights import InsightsTracker, make_tracker
 from api.metrics import GatewayMetrics
 from api.partials import run_partials
 from api.pipeline import BatchPipeline
@@ -68,6 +69,19 @@ class Session:
         self._words = 0
         self._texts: list[str] = []
         self._last_ack_offset = timeline_offset
+        self.insights: InsightsTracker | None = (
+            make_tracker(
+                self.id,
+                config.channels,
+                config.provider,
+                settings,
+                self.emit,
+                self._lang,
+                timeline_offset,
+            )
+            if config.enable_insights
+            else None
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -103,6 +117,8 @@ class Session:
                 asyncio.create_task(run_partials(p), name=f"{self.id}-partials{p.channel}")
                 for p in self.pipelines
             ]
+        if self.insights is not None:
+            self.insights.start()
 
     def feed(self, data: bytes) -> None:
         arrival = time.monotonic()
@@ -156,6 +172,8 @@ class Session:
             task.cancel()
         await asyncio.gather(*self._tasks)
         await asyncio.gather(*self._partial_tasks, return_exceptions=True)
+        if self.insights is not None:
+            await self.insights.finish()  # the final insights, before `end`
         end = EndEvent(session_id=self.id, summary=self.summary())
         self.emit(end)
         log.info("session_end", session_id=self.id, **end.summary)
@@ -167,6 +185,8 @@ class Session:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.insights is not None:
+            await self.insights.cancel()
         log.info("session_cancelled", session_id=self.id, received_sec=self.received_sec)
 
     # ---- used by the pipelines ---------------------------------------------------------------
@@ -174,11 +194,16 @@ class Session:
     def emit(self, event: BaseModel) -> None:
         if isinstance(event, TranscriptEvent):
             self._sent_transcripts.append(event)
+            if self.insights is not None:
+                self.insights.add_transcript(event)
         if self._emit is None:
             if not isinstance(event, AckEvent | PartialEvent):  # stale by the time anyone looks
                 self._held.append(event)
             return
         self._emit(event)
+
+    def _lang(self) -> str | None:
+        return self.language
 
     def next_segment_id(self) -> int:
         self._segments += 1
@@ -240,6 +265,8 @@ class Session:
             received = samples.size
         if received:
             self.metrics.audio.labels("received").inc(received / SAMPLE_RATE)
+            if self.insights is not None:
+                self.insights.push(channels)
         if self.received - self._last_ack_offset >= self.settings.ack_interval_sec * SAMPLE_RATE:
             self._last_ack_offset = self.received
             self.send_ack()

@@ -8,8 +8,7 @@ from typing import Any
 from api.batch_config import BatchConfig, parse_batch_config
 from api.config import GatewaySettings
 from api.events import StartMessage
-
-KNOWN_PROVIDERS = ("local",)
+from api.insights import provider_names  # `local`; `openai` once ASR_INSIGHTS_OPENAI_URL is set
 
 
 @dataclass(frozen=True)
@@ -67,10 +66,12 @@ def build_session_config(start: StartMessage, settings: GatewaySettings) -> Sess
         raise ConfigError(
             f"language {start.language!r} is not allowed; allowed: {', '.join(settings.languages)}"
         )
-    provider = start.provider or "local"
-    if provider not in KNOWN_PROVIDERS:
-        warnings.append(f"unknown provider {provider!r}: using 'local'")
-        provider = "local"
+    known = provider_names(settings)
+    default = settings.insights_provider if settings.insights_provider in known else "local"
+    provider = start.provider or default
+    if provider not in known:
+        warnings.append(f"unknown provider {provider!r}: using {default!r}")
+        provider = default
     batch = parse_batch_config(
         batch_window_sec=start.batch_window_sec,
         max_batch_window_sec=start.max_batch_window_sec,

@@ -5,7 +5,7 @@ import { hasKey, num, t } from "./i18n.js";
 
 const LATENCY_BARS = 30;
 const MAX_ALERTS = 3;
-const MAX_INSIGHTS = 5;
+const MAX_INSIGHTS = 1; // each event holds the session's figures so far: the latest is enough
 
 const $ = (id) => document.getElementById(id);
 
@@ -134,7 +134,7 @@ export class Panels {
     );
   }
 
-  // ---- insights (a later issue fills them; shown when the toggle is on) ---------------------
+  // ---- insights (`insights` events: figures, keywords, summary; the latest is shown) --------
 
   addInsight(event) {
     if (!this.el.insightsToggle.checked) return;
@@ -146,28 +146,8 @@ export class Panels {
     const { el } = this;
     el.insightsCard.hidden = !el.insightsToggle.checked;
     el.insightsWaiting.hidden = this.insights.length > 0;
-    el.insightsList.replaceChildren(
-      ...this.insights.map((event) => {
-        const { event: _kind, provider, final, error, ...fields } = event;
-        const item = document.createElement("li");
-        const head = document.createElement("strong");
-        head.textContent = `${provider}${final ? " · final" : ""}`;
-        item.append(head);
-        for (const [name, value] of Object.entries(fields)) {
-          const line = document.createElement("div");
-          const text = typeof value === "string" ? value : JSON.stringify(value);
-          line.textContent = `${name}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`;
-          item.append(line);
-        }
-        if (error) {
-          const line = document.createElement("div");
-          line.className = "insight-error";
-          line.textContent = error;
-          item.append(line);
-        }
-        return item;
-      })
-    );
+    const latest = this.insights[0];
+    el.insightsList.replaceChildren(...(latest ? [insightItem(latest)] : []));
   }
 
   // ---- alerts --------------------------------------------------------------------------------
@@ -207,6 +187,87 @@ export class Panels {
       })
     );
   }
+}
+
+// fields the panel lays out itself; any other field a provider adds is listed as name: value
+const INSIGHT_FIELDS = new Set([
+  "event", "provider", "final", "error", "audio_sec", "speaking_sec", "word_count",
+  "words_per_minute", "silence_ratio", "keywords", "summary", "language", "channels",
+]);
+
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text; // server text is never parsed as HTML
+  return node;
+}
+
+const isNum = (value) => typeof value === "number" && Number.isFinite(value);
+const seconds = (value) => {
+  if (!isNum(value)) return "–";
+  if (value < 60) return `${num(value)} s`;
+  const whole = Math.round(value);
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, "0")}`;
+};
+const perMinute = (value) => (isNum(value) ? num(value, 0) : "–");
+const percent = (value) => (isNum(value) ? `${num(value * 100, 0)}%` : "–");
+
+function insightStats(figures) {
+  const stats = element("div", "insight-stats");
+  for (const [key, text] of [
+    ["insights.speaking", seconds(figures.speaking_sec)],
+    ["insights.wpm", perMinute(figures.words_per_minute)],
+    ["insights.silence", percent(figures.silence_ratio)],
+  ]) {
+    const stat = element("div", "stat");
+    stat.append(element("span", "stat-value", text), element("span", "stat-label", t(key)));
+    stats.append(stat);
+  }
+  return stats;
+}
+
+/** One `insights` event as the panel's content. */
+function insightItem(event) {
+  const item = element("li", "insight");
+  item.dataset.final = String(Boolean(event.final));
+  const head = element("div", "insight-head");
+  head.append(
+    element("strong", "", event.provider || "–"),
+    element("span", `insight-badge${event.final ? " final" : ""}`, t(event.final ? "insights.final" : "insights.live"))
+  );
+  item.append(head, insightStats(event));
+  for (const channel of Array.isArray(event.channels) ? event.channels : []) {
+    item.append(
+      element(
+        "div",
+        "insight-channel",
+        `${t("insights.channel", { n: channel.channel + 1 })}: ${seconds(channel.speaking_sec)} · ` +
+          `${perMinute(channel.words_per_minute)} ${t("insights.wpm")} · ${percent(channel.silence_ratio)}`
+      )
+    );
+  }
+  const keywords = Array.isArray(event.keywords) ? event.keywords : [];
+  item.append(element("div", "insight-label", t("insights.keywords")));
+  const chips = element("ul", "chips");
+  chips.setAttribute("aria-label", t("insights.keywords"));
+  if (keywords.length) chips.append(...keywords.map((word) => element("li", "chip", String(word))));
+  else chips.append(element("li", "muted", t("insights.no_keywords")));
+  item.append(chips);
+  if (event.summary) {
+    item.append(element("div", "insight-label", t("insights.summary")));
+    item.append(element("p", "insight-summary", event.summary));
+  }
+  for (const [name, value] of Object.entries(event)) {
+    if (INSIGHT_FIELDS.has(name) || value === null || value === undefined) continue;
+    const text = typeof value === "string" ? value : JSON.stringify(value);
+    item.append(element("div", "insight-extra", `${name}: ${text.length > 300 ? `${text.slice(0, 300)}…` : text}`));
+  }
+  if (event.error) {
+    const error = element("div", "insight-error", t("insights.error", { message: event.error }));
+    error.setAttribute("role", "status");
+    item.append(error);
+  }
+  return item;
 }
 
 /** The values an `error` event's message needs. */
