@@ -29,9 +29,7 @@ class Channel:
         keep = max(settings.context_sec, settings.stream_buffer_max_sec) + 2.0
         self.track = AudioTrack(channel, keep_sec=keep, start_offset=offset)
         self.vad = (
-            StreamingVad(settings.vad_threshold, settings.vad_stride, start=offset)
-            if settings.vad_enabled
-            else None
+            StreamingVad(settings.vad_threshold, start=offset) if settings.vad_enabled else None
         )
         self.committed_offset = offset  # absolute samples: all before is final (or failed)
         self.commits = 0  # bumped by every transcript: a partial started before is stale

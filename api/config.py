@@ -43,7 +43,6 @@ class GatewaySettings(BaseSettings):
     utterance_end_ms: int = Field(1000, ge=200, le=10000)
     vad_enabled: bool = True
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    vad_stride: int = Field(2, ge=1, le=4, description="score every n-th 32 ms chunk")
     stream_min_chunk_sec: float = Field(1.0, ge=0.2, le=5.0)
     stream_buffer_max_sec: float = Field(15.0, ge=5.0, le=28.0)
     stream_prompt: bool = Field(
