@@ -20,8 +20,11 @@ from api.channel import Channel
 from api.events import ErrorCode, ErrorEvent, Span
 from api.windowing import FRAME_SAMPLES, CutPlan, choose_cut, quiet_threshold
 from asr.audio import SAMPLE_RATE
+from asr.logs import get_logger
 from asr.schemas import TranscriptionResponse, Word
 from asr.textguard import repeated_tail_start
+
+log = get_logger("api.pipeline")
 
 HOLD_BACK_SEC = 0.12  # a last word ending this close to the cut may be cut in half
 
@@ -41,6 +44,7 @@ class BatchPipeline(Channel):
             max_frames=frames(batch.max_batch_window_sec),
             pause_frames=frames(settings.pause_min_ms / 1000),
         )
+        self._last_context, self._retried = 0, False  # for the per-window debug line
 
     async def run(self) -> None:
         while True:
@@ -98,7 +102,8 @@ class BatchPipeline(Channel):
             return
         session.observe_language(result)
         next_offset = end
-        if words and not final and words[-1].end >= (end / SAMPLE_RATE) - HOLD_BACK_SEC:
+        held = bool(words) and not final and self._cut_mid_word(words[-1], end)
+        if held:
             next_offset = max(since, int(words.pop().start * SAMPLE_RATE))
         elif words and not final:
             # the next window takes over from the last word: words whisper dropped at the end
@@ -106,10 +111,35 @@ class BatchPipeline(Channel):
             next_offset = max(since, min(end, int(words[-1].end * SAMPLE_RATE)))
         if words:
             self.emit_transcript(words, result.language, span, cut_at)
+        log.debug(
+            "window",
+            session_id=session.id,
+            channel=self.channel,
+            since=round(since / SAMPLE_RATE, 3),
+            end=round(end / SAMPLE_RATE, 3),
+            context_sec=round(self._last_context / SAMPLE_RATE, 3),
+            words=len(words),
+            retried_alone=self._retried,
+            next=round(next_offset / SAMPLE_RATE, 3),
+            held=held,
+            overlap=round((end - next_offset) / SAMPLE_RATE, 3),
+            final=final,
+            ms=round((time.monotonic() - cut_at) * 1000),
+        )
         self._finish_window(since, next_offset, cut_at)
         speech_end = self.endpoint()
         if final and speech_end is not None and speech_end <= end:
             self.emit_utterance_end(speech_end)
+
+    def _cut_mid_word(self, last: Word, end: int) -> bool:
+        """The last word may be cut in half: it reaches the cut and, where the VAD can tell,
+        speech goes on there. Whisper stretches a last word's end to the end of its input, so
+        the time alone would hold back most last words (measured: 27 of 34 windows)."""
+        if last.end < end / SAMPLE_RATE - HOLD_BACK_SEC:
+            return False
+        if self.vad is None:
+            return True
+        return self.vad.speech_between(end - SAMPLE_RATE // 10, end)
 
     def _finish_window(self, since: int, offset: int, cut_at: float) -> None:
         self.committed_offset = offset
@@ -122,10 +152,12 @@ class BatchPipeline(Channel):
         """Words after `since` (absolute times), transcribed with context before it."""
         options = self.options()
         start = self.context_start(since, self.session.settings.context_sec)
+        self._last_context, self._retried = since - start, False
         result = await self.transcribe(self.track.audio(start, end), options)
         words = self._after(result, start / SAMPLE_RATE, since / SAMPLE_RATE)
         if not words and start < since and _speech_after(result, (since - start) / SAMPLE_RATE):
             # whisper sometimes drops the last words of its input: ask for the new part alone
+            self._retried = True
             result = await self.transcribe(self.track.audio(since, end), options)
             words = self._after(result, since / SAMPLE_RATE, since / SAMPLE_RATE)
         return words, result

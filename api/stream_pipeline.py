@@ -34,15 +34,20 @@ class StreamPipeline(Channel):
         self.hypotheses = HypothesisBuffer()
         self.hypotheses.committed_end = offset / SAMPLE_RATE
         self._decoded_until = offset
+        self._paused_at = offset
 
     async def run(self) -> None:
         while True:
             await self.update_vad()
             received = self.track.received
             speech_end = self.endpoint()
+            paused = self._paused_since_last_pass()
             due = received - self._decoded_until >= self.min_chunk
             if not (
-                due or speech_end is not None or (self.finishing and received > self._decoded_until)
+                due
+                or paused
+                or speech_end is not None
+                or (self.finishing and received > self._decoded_until)
             ):
                 if self.finishing:
                     return
@@ -52,7 +57,7 @@ class StreamPipeline(Channel):
             too_long = (
                 received - self.buffer_start >= self.max_buffer or self.session.at_buffer_limit
             )
-            final = self.finishing or speech_end is not None or too_long
+            final = self.finishing or speech_end is not None or too_long or paused
             await self._pass(received, final)
             if speech_end is not None:
                 self.emit_utterance_end(speech_end)
@@ -110,6 +115,19 @@ class StreamPipeline(Channel):
         if pending and not final:
             text = "".join(w.word for w in pending).strip()
             self.emit_partial(text, int(pending[0].start * SAMPLE_RATE), received)
+
+    def _paused_since_last_pass(self) -> bool:
+        """The speaker paused (`stream_commit_pause_ms` of silence after speech) and the last
+        pass did not see it: the words before a pause are heard with the silence after them,
+        which is when whisper is surest of them, so the hypothesis is committed then."""
+        vad = self.vad
+        pause = self.session.settings.stream_commit_pause_ms * SAMPLE_RATE // 1000
+        if vad is None or vad.last_speech_end is None or vad.last_speech_end <= self._paused_at:
+            return False
+        if vad.silence_after_speech(self.track.received) < pause:
+            return False
+        self._paused_at = vad.last_speech_end
+        return vad.last_speech_end > self.committed_offset
 
     def _committed_through(self, offset: int) -> None:
         since = self.committed_offset
