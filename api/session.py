@@ -82,6 +82,8 @@ class Session:
             if config.enable_insights
             else None
         )
+        if self.insights is not None:
+            self.insights.listen([p.vad for p in self.pipelines])
 
     # ---- lifecycle -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ per stream, and runs in a worker thread so the event loop never waits on it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class StreamingVad:
         self._speech = np.zeros(0, dtype=bool)
         self.last_speech_end: int | None = None  # absolute sample
         self._lock = asyncio.Lock()
+        # called with (absolute first sample, probabilities) of every scored batch of chunks
+        self.listeners: list[Callable[[int, np.ndarray], None]] = []
 
     async def update(self, track: AudioTrack) -> None:
         """Score the whole chunks that arrived since the last call, in order."""
@@ -54,6 +57,8 @@ class StreamingVad:
             self._speech = np.concatenate((self._speech, speech))[-HISTORY:]
             if speech.any():
                 self.last_speech_end = int(starts[np.flatnonzero(speech)[-1]]) + CHUNK
+            for listener in self.listeners:
+                listener(first, probs)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
         out, self._h, self._c = self._session.run(

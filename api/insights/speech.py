@@ -4,14 +4,13 @@ measure the same audio offline.
 Silero (the model faster-whisper ships) scores every 32 ms chunk with its recurrent state carried
 from call to call, and chunks are joined into speech the way get_speech_timestamps does: speech
 starts at a chunk >= THRESHOLD and ends once the probability stayed under THRESHOLD - 0.15 for
-PAUSE_MS (shorter pauses inside speech count as speaking). Why not the channel's StreamingVad:
-it serves endpointing, scores every second chunk and starts each update from a blank state, and
-so hears far less speech (35% against 67% of the chunks on fleurs-pt-001).
+PAUSE_MS (shorter pauses inside speech count as speaking). The probabilities come from the
+channel's StreamingVad (api/vad_stream.py), which scores every chunk once for endpointing,
+silence gating and these figures alike.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 
 import numpy as np
@@ -23,19 +22,14 @@ CONTEXT = 64  # samples of the previous chunk the model sees with each chunk
 THRESHOLD = 0.5
 NEG_THRESHOLD = THRESHOLD - 0.15
 PAUSE_MS = 500  # silence that ends a stretch of speech (get_speech_timestamps' min_silence)
-BLOCK = 10000  # chunks per model call, as faster-whisper batches them
 
 
 class SpeechMeter:
-    """Fed 16 kHz samples as they arrive; `update()` scores them (off the event loop)."""
+    """Fed the channel VAD's chunk probabilities (`observe`) and the sample count (`push`)."""
 
-    def __init__(self, pause_ms: int = PAUSE_MS) -> None:
+    def __init__(self, pause_ms: int = PAUSE_MS, origin: int = 0) -> None:
         self._pause = pause_ms * SAMPLE_RATE // 1000
-        self._pending: list[np.ndarray] = []
-        self._lock = asyncio.Lock()
-        self._context = np.zeros(CONTEXT, dtype=np.float32)
-        self._h = np.zeros((1, 1, 128), dtype=np.float32)
-        self._c = np.zeros((1, 1, 128), dtype=np.float32)
+        self._origin = origin  # absolute sample of the session's first sample
         self.received = 0  # samples pushed
         self.scored = 0  # samples scored (whole chunks)
         self._triggered = False
@@ -49,8 +43,15 @@ class SpeechMeter:
 
     def push(self, samples: np.ndarray) -> None:
         if samples.size and not self._ended:
-            self._pending.append(samples)
             self.received += samples.size
+
+    def observe(self, first: int, probs: np.ndarray) -> None:
+        """Probabilities of consecutive chunks starting at absolute sample `first`."""
+        if self._ended or probs.size == 0:
+            return
+        start = first - self._origin
+        self.scored = start + probs.size * CHUNK
+        self._segment(probs, start)
 
     @property
     def speech_samples(self) -> int:
@@ -77,45 +78,12 @@ class SpeechMeter:
     def audio_sec(self) -> float:
         return self.received / SAMPLE_RATE
 
-    async def update(self, final: bool = False) -> None:
-        """Score what arrived; `final`: the audio ended (the tail is padded to a chunk, and open
-        speech runs to the end of the audio, as offline)."""
-        async with self._lock:
-            if self._ended:
-                return
-            audio = self._take(final)
-            if audio.size:
-                loop = asyncio.get_running_loop()
-                job = loop.run_in_executor(None, _score, audio, self._context, self._h, self._c)
-                try:
-                    result = await asyncio.shield(job)
-                except asyncio.CancelledError:
-                    self._commit(audio, *await job)  # the samples are taken: keep their scores
-                    raise
-                self._commit(audio, *result)
-            if final:
-                self._ended = True
-                if self._triggered:
-                    self._close(self.received)
-
-    def _take(self, final: bool) -> np.ndarray:
-        pending = np.concatenate(self._pending) if self._pending else np.zeros(0, np.int16)
-        whole = pending.size - pending.size % CHUNK
-        rest = pending[whole:]
-        self._pending = [rest] if rest.size and not final else []
-        audio = pending if final else pending[:whole]
-        if final and audio.size % CHUNK:
-            audio = np.pad(audio, (0, CHUNK - audio.size % CHUNK))
-        if audio.dtype == np.int16:
-            return audio.astype(np.float32) / 32768.0
-        return audio.astype(np.float32, copy=False)
-
-    def _commit(self, audio: np.ndarray, probs: np.ndarray, h: np.ndarray, c: np.ndarray) -> None:
-        self._context = audio[-CONTEXT:].copy()
-        self._h, self._c = h, c
-        first = self.scored
-        self.scored += audio.size
-        self._segment(probs, first)
+    def finish(self) -> None:
+        """The audio ended: open speech runs to the end of the audio, as offline."""
+        if not self._ended:
+            self._ended = True
+            if self._triggered:
+                self._close(self.received)
 
     def _segment(self, probs: np.ndarray, first: int) -> None:
         """get_speech_timestamps' state machine (no maximum length, no padding), incremental."""
@@ -140,20 +108,3 @@ class SpeechMeter:
         self._closed += end - self._start
         self._totals.append(self._closed)
         self._triggered = False
-
-
-def _score(
-    audio: np.ndarray, context: np.ndarray, h: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Speech probability of each chunk of `audio` (a multiple of CHUNK), carrying the state."""
-    from faster_whisper.vad import get_vad_model
-
-    session = get_vad_model().session
-    chunks = audio.reshape(-1, CHUNK)
-    previous = np.concatenate((context[None, :], chunks[:-1, -CONTEXT:]))
-    batch = np.concatenate((previous, chunks), axis=1)
-    out = []
-    for start in range(0, len(batch), BLOCK):
-        probs, h, c = session.run(None, {"input": batch[start : start + BLOCK], "h": h, "c": c})
-        out.append(np.asarray(probs).reshape(-1))
-    return np.concatenate(out), h, c

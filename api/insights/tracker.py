@@ -18,6 +18,7 @@ from api.events import ChannelInsights, InsightsEvent, TranscriptEvent
 from api.insights.base import InsightsInput, InsightsProvider, ProviderError, ProviderResult
 from api.insights.speech import SpeechMeter
 from api.insights.text import KeywordCounter
+from api.vad_stream import StreamingVad
 from asr.audio import SAMPLE_RATE
 from asr.logs import get_logger
 
@@ -44,7 +45,7 @@ class InsightsTracker:
     ) -> None:
         self.session_id = session_id
         self.provider = provider
-        self.meters = [SpeechMeter() for _ in range(channels)]
+        self.meters = [SpeechMeter(origin=timeline_offset) for _ in range(channels)]
         self.words = [0] * channels
         # per channel: samples (from the session's first) up to the last transcribed word
         self._covered = [0] * channels
@@ -65,6 +66,12 @@ class InsightsTracker:
         self._done = False
 
     # ---- fed by the session (synchronous, cheap) ---------------------------------------------
+
+    def listen(self, vads: Sequence[StreamingVad | None]) -> None:
+        """Take speech probabilities from the channels' VADs (scored once, for everyone)."""
+        for meter, vad in zip(self.meters, vads, strict=True):
+            if vad is not None:
+                vad.listeners.append(meter.observe)
 
     def push(self, channels: Sequence[np.ndarray]) -> None:
         for meter, samples in zip(self.meters, channels, strict=True):
@@ -165,7 +172,9 @@ class InsightsTracker:
         }
 
     async def _send(self, final: bool) -> InsightsEvent:
-        await asyncio.gather(*(meter.update(final) for meter in self.meters))
+        if final:
+            for meter in self.meters:
+                meter.finish()
         language = self.language
         keywords = self._keywords.top(self.max_keywords, language)
         data = InsightsInput(

@@ -109,17 +109,24 @@ def test_clip_cuts_at_a_word() -> None:
 
 
 async def test_speech_meter_matches_the_offline_vad(manifest) -> None:  # type: ignore[no-untyped-def]
-    """Fed in 300 ms frames and scored at odd moments, the live figure is the offline one."""
+    """Fed in 300 ms frames, scored by the channel's VAD at odd moments: the live figure is the
+    offline one."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from api.audio_track import AudioTrack
+    from api.vad_stream import StreamingVad
 
     audio = read_wav(manifest["fleurs-pt-002"].path)
     pcm = np.frombuffer(to_pcm16(audio), "<i2")
-    meter = SpeechMeter()
+    meter, track, vad = SpeechMeter(), AudioTrack(keep_sec=20), StreamingVad()
+    vad.listeners.append(meter.observe)
     for index, start in enumerate(range(0, pcm.size, 4800)):
         meter.push(pcm[start : start + 4800])
+        track.append(pcm[start : start + 4800], 0.0)
         if index % 3 == 0:
-            await meter.update()
-    await meter.update(final=True)
+            await vad.update(track)
+    await vad.update(track)
+    meter.finish()
     stamps = get_speech_timestamps(
         audio, VadOptions(min_silence_duration_ms=PAUSE_MS, speech_pad_ms=0)
     )
@@ -134,7 +141,8 @@ async def test_speech_meter_matches_the_offline_vad(manifest) -> None:  # type: 
 async def test_speech_meter_hears_no_speech_in_silence() -> None:
     meter = SpeechMeter()
     meter.push(np.frombuffer(to_pcm16(silence(2.0)), "<i2"))
-    await meter.update(final=True)
+    meter.observe(0, np.zeros(62, dtype=np.float32))
+    meter.finish()
     assert meter.speech_sec == 0.0 and meter.audio_sec == 2.0
 
 
@@ -151,7 +159,7 @@ class FakeMeter:
     def push(self, samples: np.ndarray) -> None:
         pass
 
-    async def update(self, final: bool = False) -> None:
+    def finish(self) -> None:
         pass
 
 
@@ -292,8 +300,16 @@ async def test_a_failed_call_is_retried_next_time() -> None:
 
 async def test_a_tracker_bug_never_costs_the_session_its_end() -> None:
     class BrokenMeter(FakeMeter):
-        async def update(self, final: bool = False) -> None:
+        def finish(self) -> None:
             raise RuntimeError("bug")
+
+        @property
+        def speech_sec(self) -> float:
+            raise RuntimeError("bug")
+
+        @speech_sec.setter
+        def speech_sec(self, value: float) -> None:
+            pass
 
     provider = FakeProvider()
     tracker, sent = tracker_with(provider, interval=0.02)
