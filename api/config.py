@@ -45,6 +45,12 @@ class GatewaySettings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     stream_min_chunk_sec: float = Field(1.0, ge=0.2, le=5.0)
     stream_buffer_max_sec: float = Field(15.0, ge=5.0, le=28.0)
+    stream_lookahead_sec: float = Field(
+        0.0,
+        ge=0.0,
+        le=10.0,
+        description="stream mode: a word with this much audio after it is final (0: never)",
+    )
     stream_commit_pause_ms: int = Field(
         300, ge=100, le=5000, description="stream mode: a pause this long commits what precedes"
     )

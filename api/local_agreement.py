@@ -24,11 +24,15 @@ class HypothesisBuffer:
                 break
         self._current = fresh
 
-    def flush(self) -> list[Word]:
-        """Commit the longest common prefix of the last two hypotheses."""
+    def flush(self, settled_before: float | None = None) -> list[Word]:
+        """Commit the longest common prefix of the last two hypotheses, and beyond it the words
+        that end before `settled_before` (heard with enough audio after them to be sure)."""
         agreed: list[Word] = []
-        for new, old in zip(self._current, self._previous, strict=False):
-            if word_key(new.word) != word_key(old.word):
+        for index, new in enumerate(self._current):
+            old = self._previous[index] if index < len(self._previous) else None
+            agrees = old is not None and word_key(new.word) == word_key(old.word)
+            settled = settled_before is not None and new.end <= settled_before
+            if not (agrees or settled):
                 break
             agreed.append(new)
         self._commit(agreed)

@@ -98,7 +98,9 @@ class StreamPipeline(Channel):
         words = absolute_words(result, start / SAMPLE_RATE)
         words = words[: repeated_tail_start([w.word for w in words])]
         self.hypotheses.insert(words)
-        committed = self.hypotheses.flush_all() if final else self.hypotheses.flush()
+        lookahead = self.session.settings.stream_lookahead_sec
+        settled = received / SAMPLE_RATE - lookahead if lookahead > 0 else None
+        committed = self.hypotheses.flush_all() if final else self.hypotheses.flush(settled)
         if committed:
             self.emit_transcript(committed, result.language, span, cut_at)
         pending = self.hypotheses.pending

@@ -49,3 +49,11 @@ def test_committed_text_only_grows() -> None:
         committed += keys(buffer.flush())
     committed += keys(buffer.flush_all())
     assert committed == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_words_with_enough_audio_after_them_are_settled() -> None:
+    buffer = HypothesisBuffer()
+    buffer.insert(hyp("eu quero uma coxinha"))  # ends at 2.0 s
+    assert keys(buffer.flush(settled_before=1.2)) == ["eu", "quero"]  # only these end <= 1.2
+    buffer.insert(hyp("eu quero uma coxinha de frango"))
+    assert keys(buffer.flush(settled_before=1.0)) == ["uma", "coxinha"]  # agreement
