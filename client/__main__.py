@@ -10,53 +10,45 @@ import sys
 
 from client.audio import read_audio_pcm16
 from client.files import transcribe_file
-from client.session import SessionError, connect
+from client.resilient import ResilientStream
 
 
 async def _stream(args: argparse.Namespace) -> int:
+    """Stream a file; reconnects and resumes by itself (client/resilient.py)."""
     pcm = read_audio_pcm16(args.file)
     start: dict[str, object] = {"partials": not args.no_partials, "mode": args.mode}
     if args.profile:
         start["profile"] = args.profile
     if args.language:
         start["language"] = args.language
-    try:
-        async with connect(args.url, **start) as session:
-            config = session.config
+
+    def show(event: dict) -> None:
+        kind = event["event"]
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        elif kind == "ready":
+            config = event["config"]
             print(
-                f"# session {session.session_id}: window {config['batch_window_sec']} s, "
+                f"# session {event['session_id']}: window {config['batch_window_sec']} s, "
                 f"beam {config['beam_size']}, mode {config['mode']}",
                 file=sys.stderr,
             )
+        elif kind == "transcript":
+            print(f"[{event['start']:7.2f}-{event['end']:7.2f}] {event['text']}", flush=True)
+        elif kind == "partial" and sys.stderr.isatty():
+            print(f"\r  … {event['text'][-100:]}", end="", file=sys.stderr, flush=True)
+        elif kind == "error":
+            print(f"error {event['code']}: {event['message']}", file=sys.stderr)
 
-            async def send() -> None:
-                frame = int(16000 * args.frame_ms / 1000) * 2
-                loop = asyncio.get_running_loop()
-                began = loop.time()
-                for index, offset in enumerate(range(0, len(pcm), frame)):
-                    if args.realtime:
-                        due = began + (index + 1) * args.frame_ms / 1000
-                        await asyncio.sleep(max(0.0, due - loop.time()))
-                    await session.send_audio(pcm[offset : offset + frame])
-                await session.stop()
-
-            sender = asyncio.create_task(send())
-            async for event in session.events():
-                kind = event["event"]
-                if args.json:
-                    print(json.dumps(event, ensure_ascii=False), flush=True)
-                elif kind == "transcript":
-                    print(
-                        f"[{event['start']:7.2f}-{event['end']:7.2f}] {event['text']}", flush=True
-                    )
-                elif kind == "partial" and sys.stderr.isatty():
-                    print(f"\r  … {event['text'][-100:]}", end="", file=sys.stderr, flush=True)
-                elif kind == "error":
-                    print(f"error {event['code']}: {event['message']}", file=sys.stderr)
-            await sender
-    except SessionError as exc:
+    stream = ResilientStream(args.url, start, api_key=args.api_key, on_event=show)
+    player = asyncio.create_task(stream.play(pcm, frame_ms=args.frame_ms, realtime=args.realtime))
+    try:
+        await stream.run()
+    except ConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        player.cancel()
     return 0
 
 
@@ -82,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     stream.add_argument("--frame-ms", type=int, default=300)
     stream.add_argument("--no-partials", action="store_true")
     stream.add_argument("--json", action="store_true", help="print every event as JSON")
+    stream.add_argument("--api-key", help="sent as the bearer.<key> WebSocket subprotocol")
     files = sub.add_parser("transcribe", help="transcribe a file over HTTP")
     files.add_argument("file")
     files.add_argument("--url", default="http://127.0.0.1:8000")

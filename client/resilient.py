@@ -17,6 +17,8 @@ from typing import Any
 import websockets
 
 BYTES_PER_SAMPLE = 2
+# refusals that a reconnect cannot cure
+FATAL_FOR_GOOD = {"unauthorized", "forbidden_origin", "invalid_config", "frame_too_large"}
 
 
 class ResilientStream:
@@ -80,7 +82,7 @@ class ResilientStream:
                 if await self._connection():
                     return self.events
             except (OSError, websockets.ConnectionClosedError, websockets.InvalidStatus):
-                pass
+                pass  # dropped: reconnect and resume
             self.reconnects += 1
             if self.reconnects > self.max_reconnects:
                 raise ConnectionError(f"gave up after {self.max_reconnects} reconnects")
@@ -119,6 +121,7 @@ class ResilientStream:
             await ws.send(json.dumps({"event": "start", **self.start, "resume": resume}))
             answer = json.loads(await ws.recv())
             if answer.get("event") == "ready":
+                self._announce(answer)
                 return int(answer["received_offset"])
             if answer.get("code") != "resume_unknown":
                 raise ConnectionError(f"resume refused: {answer}")
@@ -130,7 +133,12 @@ class ResilientStream:
         self._session_id = ready["session_id"]
         self._last_segment = -1
         self.sessions.append(ready["session_id"])
+        self._announce(ready)
         return self._committed
+
+    def _announce(self, ready: dict[str, Any]) -> None:
+        if self.on_event:
+            self.on_event(ready)
 
     async def _send(self, ws: websockets.ClientConnection, position: int) -> None:
         while True:
@@ -159,6 +167,8 @@ class ResilientStream:
         self.events.append(event)
         if self.on_event:
             self.on_event(event)
+        if kind == "error" and event.get("fatal") and event.get("code") in FATAL_FOR_GOOD:
+            raise ConnectionError(f"{event['code']}: {event.get('message')}")
         return kind == "end"
 
     def _commit(self, offset: int) -> None:
