@@ -48,6 +48,28 @@ class WorkerSettings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     retry_after_sec: int = Field(1, ge=0)
     warmup: bool = True
+    # cross-session batching (asr/batcher.py, asr/batch_decode.py; docs/benchmarks.md)
+    batching: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="compatible final windows share one model call; auto: on with CUDA, off "
+        "on CPU (measured: a CPU batch costs the sum of its inputs, and waiting for a batch "
+        "mate's share only adds latency below saturation)",
+    )
+    max_batch: int = Field(8, ge=1, le=64, description="requests per batched model call")
+    batch_wait_ms: float = Field(
+        5.0,
+        ge=0.0,
+        le=1000.0,
+        description="longest wait for batch mates, only while requests arrive together (never "
+        "for a request that finds the worker idle)",
+    )
+    pack: bool = Field(
+        False,
+        description="with batching: several windows in one 30 s encoder input (the CPU lever; "
+        "~40% less model time per window, ~1.4 WER points worse: opt-in)",
+    )
+    pack_gap_sec: float = Field(1.0, ge=0.0, le=5.0, description="silence between packed windows")
+    pack_max_windows: int = Field(3, ge=2, le=8, description="windows per packed 30 s input")
     log_level: str = "INFO"
 
     @field_validator("languages", mode="before")
@@ -71,6 +93,12 @@ class WorkerSettings(BaseSettings):
         if self.compute_type:
             return self.compute_type
         return "int8_float16" if self.resolved_device == "cuda" else "int8"
+
+    @property
+    def resolved_batching(self) -> bool:
+        if self.batching == "auto":
+            return self.resolved_device == "cuda"
+        return self.batching == "on"
 
     @property
     def resolved_cpu_threads(self) -> int:

@@ -8,6 +8,8 @@ from asr.gpu import GpuCollector
 
 # windows cost 0.05-1 s, whole files up to tens of seconds
 DURATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 10, 15, 20, 30)
+BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+BATCH_WAIT_BUCKETS = (0.0001, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)
 QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 
 
@@ -38,6 +40,23 @@ class WorkerMetrics:
         self.in_flight = Gauge("asr_worker_in_flight", "Requests being handled", registry=r)
         self.waiting = Gauge(
             "asr_worker_queue_depth", "Requests waiting for a model slot", registry=r
+        )
+        self.batch_size = Histogram(
+            "asr_worker_batch_size",
+            "Requests per batched model call (batching on)",
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=r,
+        )
+        self.batch_wait = Histogram(
+            "asr_worker_batch_wait_seconds",
+            "Time a batch held its slot waiting for mates (0 when dispatched at once)",
+            buckets=BATCH_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.pack_redone = Counter(
+            "asr_worker_pack_redone",
+            "Packed windows decoded again alone (their words missed their speech)",
+            registry=r,
         )
         self.gpu = GpuCollector()
         if self.gpu.available:

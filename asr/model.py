@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 
 from asr.audio import SAMPLE_RATE
+from asr.batch_decode import BatchDecoder
 from asr.config import WorkerSettings
 from asr.draft import draft_text
 from asr.embedded_model import assemble, verify
 from asr.logs import get_logger
 from asr.schemas import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
-from asr.vad import overlaps_speech, speech_audio, speech_spans, total_speech
+from asr.vad import SpeechSpan, overlaps_speech, speech_audio, speech_spans, total_speech
 
 log = get_logger(__name__)
 
@@ -51,6 +52,12 @@ class SpeechModel:
             cpu_threads=settings.resolved_cpu_threads,
             num_workers=settings.concurrency,
             download_root=str(settings.models_dir),
+        )
+        self.batch_decoder = BatchDecoder(
+            self.model,
+            pack=settings.pack,
+            gap_sec=settings.pack_gap_sec,
+            max_per_input=settings.pack_max_windows,
         )
         log.info(
             "model_loaded",
@@ -97,19 +104,42 @@ class SpeechModel:
             no_speech_threshold=NO_SPEECH_PROB,
             log_prob_threshold=LOW_LOGPROB,
         )
-        # with a pinned temperature there is no fallback to escape a loop: drop looping text
-        drop_loops = options.temperature is not None
-        segments = _kept_segments(raw_segments, spans, duration, drop_loops)
-        return TranscriptionResponse(
-            text=" ".join(s.text for s in segments).strip(),
-            language=language,
-            language_probability=probability,
-            duration_sec=duration,
-            speech_sec=round(total_speech(spans), 3),
-            speech_spans=[(round(s.start, 3), round(s.end, 3)) for s in spans],
-            segments=segments,
-            timing=Timing(inference_ms=_ms_since(started)),
-        )
+        return _response(raw_segments, spans, duration, language, probability, options, started)
+
+    def transcribe_batch(
+        self, audios: list[np.ndarray], options: DecodeOptions
+    ) -> list[TranscriptionResponse | Exception]:
+        """Windows with the same options (language given, temperature 0.0) in one model call,
+        with transcribe()'s safeguards; what this path leaves out: asr/batch_decode.py. An
+        input that fails on its own (its VAD) fails alone; a failing joint call raises (the
+        batcher then retries one by one)."""
+        started = time.perf_counter()
+        out: list[TranscriptionResponse | Exception] = []
+        spans: dict[int, list[SpeechSpan]] = {}
+        for i, audio in enumerate(audios):
+            try:
+                found = speech_spans(audio, threshold=self.settings.vad_threshold)
+            except Exception as exc:
+                out.append(exc)
+                continue
+            out.append(self._empty(options, audio.size / SAMPLE_RATE, started))
+            if found:
+                spans[i] = found
+        if spans:
+            todo = list(spans)
+            raw = self.batch_decoder.decode(
+                [audios[i] for i in todo],
+                options,
+                [[(s.start, s.end) for s in spans[i]] for i in todo],
+            )
+            language = options.language or self.languages[0]
+            for i, segments in zip(todo, raw, strict=True):
+                duration = audios[i].size / SAMPLE_RATE
+                out[i] = _response(segments, spans[i], duration, language, 1.0, options, started)
+        for result in out:
+            if isinstance(result, TranscriptionResponse):
+                result.timing.inference_ms = _ms_since(started)
+        return out
 
     def draft(self, audio: np.ndarray, options: DecodeOptions) -> TranscriptionResponse:
         """The cheap pass for partials (asr/draft.py): text only, no word timestamps."""
@@ -171,6 +201,30 @@ class SpeechModel:
                 return lang, float(prob)
         # unsure: the deployment's first language is the honest default
         return self.languages[0], float(dict(all_probs).get(self.languages[0], 0.0))
+
+
+def _response(
+    raw_segments: Iterable[Any],
+    spans: list[SpeechSpan],
+    duration: float,
+    language: str,
+    probability: float,
+    options: DecodeOptions,
+    started: float,
+) -> TranscriptionResponse:
+    # with a pinned temperature there is no fallback to escape a loop: drop looping text
+    drop_loops = options.temperature is not None
+    segments = _kept_segments(raw_segments, spans, duration, drop_loops)
+    return TranscriptionResponse(
+        text=" ".join(s.text for s in segments).strip(),
+        language=language,
+        language_probability=probability,
+        duration_sec=duration,
+        speech_sec=round(total_speech(spans), 3),
+        speech_spans=[(round(s.start, 3), round(s.end, 3)) for s in spans],
+        segments=segments,
+        timing=Timing(inference_ms=_ms_since(started)),
+    )
 
 
 def _temperatures(value: float | None) -> float | tuple[float, ...]:

@@ -4,7 +4,9 @@ A fixed number of slots run model calls in a thread pool (the event loop never b
 requests are served by priority (final window > partial > file piece), first come first served
 within a priority. Past the queue limit the caller gets QueueFull and answers 503, so the
 balancer can try another worker. Partials are best effort: they are turned away whenever they
-would have to wait, so they never delay a final transcript.
+would have to wait, so they never delay a final transcript. `slot()` is the usual way in; the
+micro-batcher (asr/batcher.py) uses `reserve()`/`withdraw()`/`release()` directly, because a
+request's claim may be dropped when another request's batch takes it along.
 """
 
 from __future__ import annotations
@@ -43,27 +45,41 @@ class PriorityScheduler:
     def running(self) -> int:
         return self.slots - self._free
 
-    @asynccontextmanager
-    async def slot(self, priority: Priority) -> AsyncIterator[None]:
+    def reserve(self, priority: Priority) -> asyncio.Future[None]:
+        """A claim on a slot: done at once when one is free, else when it is handed over.
+        Raises QueueFull now (nothing queued) when the request may not wait. Whoever holds a
+        granted claim must `release()` it, or `withdraw()` a claim it no longer wants."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._free > 0 and not self.waiting:
             self._free -= 1
-        else:
-            if priority is Priority.partial:
-                raise QueueFull("partial turned away: the worker is busy")
-            if self.waiting >= self.queue_limit:
-                raise QueueFull(f"queue full ({self.waiting} waiting)")
-            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiters, (int(priority), next(self._order), fut))
-            try:
-                await fut
-            except asyncio.CancelledError:
-                if fut.done() and not fut.cancelled():
-                    self._release()  # we were handed a slot as we were cancelled
-                raise
+            fut.set_result(None)
+            return fut
+        if priority is Priority.partial:
+            raise QueueFull("partial turned away: the worker is busy")
+        if self.waiting >= self.queue_limit:
+            raise QueueFull(f"queue full ({self.waiting} waiting)")
+        heapq.heappush(self._waiters, (int(priority), next(self._order), fut))
+        return fut
+
+    def withdraw(self, fut: asyncio.Future[None]) -> None:
+        """Give up a claim: leave the queue, or pass on the slot if it was already granted."""
+        if not fut.done():
+            fut.cancel()  # the queue skips cancelled claims
+        elif not fut.cancelled():
+            self.release()
+
+    @asynccontextmanager
+    async def slot(self, priority: Priority) -> AsyncIterator[None]:
+        fut = self.reserve(priority)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            self.withdraw(fut)  # we may have been handed a slot as we were cancelled
+            raise
         try:
             yield
         finally:
-            self._release()
+            self.release()
 
     async def execute(self, fn: Callable[..., T], *args: object) -> T:
         """Run fn on the model threads; call it while holding a slot."""
@@ -73,7 +89,7 @@ class PriorityScheduler:
         async with self.slot(priority):
             return await self.execute(fn, *args)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         while self._waiters:
             _, _, fut = heapq.heappop(self._waiters)
             if not fut.done():

@@ -57,6 +57,8 @@ class Timing(BaseModel):
     queue_ms: float = 0.0
     inference_ms: float = 0.0
     decode_ms: float = 0.0
+    batch_size: int = Field(1, description="requests that shared this request's model call")
+    batch_wait_ms: float = Field(0.0, description="its batch's wait for mates")
 
 
 class TranscriptionResponse(BaseModel):

@@ -8,11 +8,34 @@ import time
 import numpy as np
 
 from asr.audio import SAMPLE_RATE, AudioDecodeError, decode_file, decode_pcm_s16le
+from asr.batch_decode import N_FRAMES
+from asr.batcher import Done, MicroBatcher
 from asr.config import WorkerSettings
+from asr.logs import get_logger
 from asr.metrics import WorkerMetrics
 from asr.model import SpeechModel
 from asr.scheduler import PriorityScheduler
 from asr.schemas import DecodeOptions, Priority, TranscriptionResponse
+
+log = get_logger(__name__)
+
+MAX_BATCHED_SAMPLES = N_FRAMES * SAMPLE_RATE // 100  # one 30 s encoder input, no seeking
+Payload = tuple[np.ndarray, DecodeOptions]
+
+
+def batch_key(samples: int, options: DecodeOptions, priority: Priority) -> str | None:
+    """Requests with equal keys can share a model call; None: this one takes the unbatched
+    path (partials: the draft pass; no language: detection; temperature other than 0.0: the
+    fallback ladder or sampling; vad_filter; over 30 s: faster-whisper's seeking)."""
+    if (
+        priority is Priority.partial
+        or options.language is None
+        or options.temperature != 0.0
+        or options.vad_filter
+        or samples > MAX_BATCHED_SAMPLES
+    ):
+        return None
+    return f"{priority.name}|{options.model_dump_json()}"
 
 
 class RequestError(Exception):
@@ -30,7 +53,44 @@ class TranscriptionService:
         self.settings = settings
         self.metrics = metrics
         self.scheduler = PriorityScheduler(settings.concurrency, settings.queue_limit)
-        self.model: SpeechModel | None = None
+        self._model: SpeechModel | None = None
+        self.batcher: MicroBatcher[Payload, TranscriptionResponse] | None = None
+        if settings.resolved_batching:
+            self.batcher = MicroBatcher(
+                self.scheduler,
+                self._run_batch,
+                settings.max_batch,
+                settings.batch_wait_ms / 1000,
+                on_batch=self._observe_batch,
+            )
+        log.info(
+            "batching",
+            enabled=settings.resolved_batching,
+            max_batch=settings.max_batch,
+            wait_ms=settings.batch_wait_ms,
+            pack=settings.pack,
+            pack_gap_sec=settings.pack_gap_sec,
+            pack_max_windows=settings.pack_max_windows,
+        )
+
+    @property
+    def model(self) -> SpeechModel | None:
+        return self._model
+
+    @model.setter
+    def model(self, model: SpeechModel | None) -> None:
+        self._model = model
+        if model is not None:
+            model.batch_decoder.on_redo = self.metrics.pack_redone.inc
+
+    def _run_batch(self, payloads: list[Payload]) -> list[TranscriptionResponse | Exception]:
+        """On a model thread; every payload of a batch has the same options (its key)."""
+        assert self._model is not None
+        return self._model.transcribe_batch([audio for audio, _ in payloads], payloads[0][1])
+
+    def _observe_batch(self, size: int, wait_sec: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.batch_wait.observe(wait_sec)
 
     def check_language(self, language: str | None) -> str | None:
         if language is None or language.strip().lower() in ("", "auto"):
@@ -75,20 +135,36 @@ class TranscriptionService:
     ) -> TranscriptionResponse:
         if self.model is None:
             raise RequestError(503, "the model is still loading; retry shortly", "not_ready")
+        key = batch_key(audio.size, options, priority) if self.batcher else None
         queued = time.perf_counter()
-        self.metrics.waiting.set(self.scheduler.waiting)
         self.metrics.in_flight.inc()
         try:
-            async with self.scheduler.slot(priority):
-                queue_sec = time.perf_counter() - queued
-                self.metrics.waiting.set(self.scheduler.waiting)
-                self.metrics.queue.labels(priority.name).observe(queue_sec)
-                run = self.model.draft if priority is Priority.partial else self.model.transcribe
-                result = await self.scheduler.execute(run, audio, options)
+            if key is not None and self.batcher is not None:
+                done = await self.batcher.submit(key, priority, (audio, options))
+            else:
+                done = await self._unbatched(audio, options, priority, queued)
         finally:
             self.metrics.in_flight.dec()
             self.metrics.waiting.set(self.scheduler.waiting)
+        result = done.result
+        if key is not None:
+            self.metrics.queue.labels(priority.name).observe(done.queue_sec)
         self.metrics.inference.observe(result.timing.inference_ms / 1000)
         self.metrics.audio.inc(result.duration_sec)
-        result.timing.queue_ms = round(queue_sec * 1000, 2)
+        result.timing.queue_ms = round(done.queue_sec * 1000, 2)
+        result.timing.batch_size = done.batch_size
+        result.timing.batch_wait_ms = round(done.wait_sec * 1000, 2)
         return result
+
+    async def _unbatched(
+        self, audio: np.ndarray, options: DecodeOptions, priority: Priority, queued: float
+    ) -> Done[TranscriptionResponse]:
+        assert self._model is not None
+        self.metrics.waiting.set(self.scheduler.waiting)
+        async with self.scheduler.slot(priority):
+            queue_sec = time.perf_counter() - queued
+            self.metrics.waiting.set(self.scheduler.waiting)
+            self.metrics.queue.labels(priority.name).observe(queue_sec)
+            run = self._model.draft if priority is Priority.partial else self._model.transcribe
+            result = await self.scheduler.execute(run, audio, options)
+        return Done(result, queue_sec, 1, 0.0)
