@@ -44,7 +44,9 @@ class GatewaySettings(BaseSettings):
     vad_enabled: bool = True
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     stream_min_chunk_sec: float = Field(1.0, ge=0.2, le=5.0)
-    stream_buffer_max_sec: float = Field(15.0, ge=5.0, le=28.0)
+    stream_buffer_max_sec: float = Field(
+        8.0, ge=4.0, le=28.0, description="measured: 8 s gives p95 5.0 s final latency, 15 s 11 s"
+    )
     stream_lookahead_sec: float = Field(
         0.0,
         ge=0.0,

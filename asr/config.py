@@ -37,6 +37,11 @@ class WorkerSettings(BaseSettings):
     )
     cpu_threads: int = Field(0, ge=0, description="0 = all cores")
     concurrency: int = Field(1, ge=1, le=64, description="model calls running at once")
+    partial_lane: bool = Field(
+        True,
+        description="partials run beside finals (one at a time, never queued) instead of only "
+        "when the worker is idle: words show sooner, a final pays a little CPU",
+    )
     queue_limit: int = Field(16, ge=0, description="requests waiting beyond this get 503")
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     max_audio_sec: float = Field(1800.0, gt=0)

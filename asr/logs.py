@@ -8,7 +8,6 @@ import sys
 
 import structlog
 
-
 # API keys must never reach the logs, wherever they hide (a query string logged by uvicorn, an
 # Authorization header, a "bearer.<key>" WebSocket subprotocol)
 _SECRETS = re.compile(r"(api_key=|bearer[ .:]\s*)[^&\s\"',;]+", re.IGNORECASE)

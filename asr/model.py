@@ -50,7 +50,7 @@ class SpeechModel:
             device_index=settings.device_index,
             compute_type=settings.resolved_compute_type,
             cpu_threads=settings.resolved_cpu_threads,
-            num_workers=settings.concurrency,
+            num_workers=settings.concurrency + (1 if settings.partial_lane else 0),
             download_root=str(settings.models_dir),
         )
         self.batch_decoder = BatchDecoder(

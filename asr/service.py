@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from asr.config import WorkerSettings
 from asr.logs import get_logger
 from asr.metrics import WorkerMetrics
 from asr.model import SpeechModel
-from asr.scheduler import PriorityScheduler
+from asr.scheduler import PriorityScheduler, QueueFull
 from asr.schemas import DecodeOptions, Priority, TranscriptionResponse
 
 log = get_logger(__name__)
@@ -53,6 +54,8 @@ class TranscriptionService:
         self.settings = settings
         self.metrics = metrics
         self.scheduler = PriorityScheduler(settings.concurrency, settings.queue_limit)
+        self._partial_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="partial")
+        self._partial_busy = False
         self._model: SpeechModel | None = None
         self.batcher: MicroBatcher[Payload, TranscriptionResponse] | None = None
         if settings.resolved_batching:
@@ -156,10 +159,31 @@ class TranscriptionService:
         result.timing.batch_wait_ms = round(done.wait_sec * 1000, 2)
         return result
 
+    async def _partial(
+        self, audio: np.ndarray, options: DecodeOptions, queued: float
+    ) -> Done[TranscriptionResponse]:
+        """The partial lane: one draft at a time beside the finals, never queued (a partial that
+        would wait is stale by the time it runs)."""
+        assert self._model is not None
+        if self._partial_busy:
+            raise QueueFull("partial turned away: the partial lane is busy")
+        self._partial_busy = True
+        try:
+            queue_sec = time.perf_counter() - queued
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(
+                self._partial_executor, self._model.draft, audio, options
+            )
+        finally:
+            self._partial_busy = False
+        return Done(result, queue_sec, 1, 0.0)
+
     async def _unbatched(
         self, audio: np.ndarray, options: DecodeOptions, priority: Priority, queued: float
     ) -> Done[TranscriptionResponse]:
         assert self._model is not None
+        if priority is Priority.partial and self.settings.partial_lane:
+            return await self._partial(audio, options, queued)
         self.metrics.waiting.set(self.scheduler.waiting)
         async with self.scheduler.slot(priority):
             queue_sec = time.perf_counter() - queued
