@@ -38,7 +38,10 @@ PHONE = {"width": 375, "height": 667}
 Launch = Callable[..., Any]
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop marked as running in
+# this thread while its driver lives, which would break every later `asyncio.run` and
+# pytest-asyncio test in the same run.
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium chromium-driver")
