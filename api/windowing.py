@@ -1,10 +1,13 @@
 """Where to cut the next window: at a pause, judged relative to the speaker's level.
 
 All positions are 10 ms frames of the pending audio. Once `min` frames are pending we look up
-to `search` frames further for a pause (a run of quiet frames at least `pause` long) and cut in
-its middle, so no word is split. With no pause by then, we cut at the quietest 100 ms of that
-stretch. When the pool is behind (more than min + search already pending) the window grows
-towards `max` and we prefer the last pause, so the session catches up in fewer calls.
+to `search` frames further for a pause (a run of quiet frames at least `pause` long) and cut
+`pause / 2` into it, so no word is split. Not in its middle: while the pause goes on its end is
+not known yet, and a cut that depended on how much audio had arrived when we looked would make
+the windows (and so the text) depend on network and worker timing. With no pause by then, we
+cut at the quietest 100 ms of that stretch. When the pool is behind (more than min + search
+already pending) the window grows towards `max` and we prefer the last pause, so the session
+catches up in fewer calls.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def choose_cut(db: np.ndarray, threshold: float, plan: CutPlan) -> int | None:
         if end - start >= plan.pause_frames
     ]
     if runs:
-        start, end = runs[-1] if behind else runs[0]
-        return plan.min_frames + (start + end) // 2
+        start, _ = runs[-1] if behind else runs[0]
+        return plan.min_frames + start + plan.pause_frames // 2
     if pending >= plan.min_frames + plan.search_frames or pending >= plan.max_frames:
         return plan.min_frames + quietest_point(region)
     return None

@@ -22,7 +22,12 @@ from tests.ws_utils import check_event, run_session, text_of, transcripts
 LONG = "pt-longform-dev"
 # Three times real time: fast, yet the pipeline is never behind, so windows are cut where the
 # audio says (as for a live client) and runs of the same audio are comparable.
-PACE_MS = 100
+# Three times faster than real time: windows are cut by audio time, but while one is at the
+# worker the next one grows (by design), so the text depends on timing when the worker falls
+# behind. 150 ms per 300 ms frame with drafts off keeps the worker ahead on a 2-core machine.
+PACE_MS = 150
+# Partials off in the runs compared word for word: the draft lane shares the worker's CPU.
+PT = {"language": "pt", "partials": False}
 
 
 def ws_url(gateway: ManagedProcess) -> str:
@@ -36,10 +41,8 @@ def long_audio(manifest) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def baseline(gateway, long_audio) -> list[dict]:
-    """The long-form clip streamed faster than real time at 16 kHz, default settings."""
-    return asyncio.run(
-        run_session(ws_url(gateway), to_pcm16(long_audio), {"language": "pt"}, realtime_ms=PACE_MS)
-    )
+    """The long-form clip streamed faster than real time at 16 kHz, default window."""
+    return asyncio.run(run_session(ws_url(gateway), to_pcm16(long_audio), PT, realtime_ms=PACE_MS))
 
 
 def test_long_form_stream_in_order_and_close_to_whole_file(
@@ -80,7 +83,10 @@ def test_other_encodings_match_16k(
     gateway, baseline, long_audio, manifest, encoding: str, rate: int
 ) -> None:
     """Streamed in frames that end mid-sample, converted at the edge, the text matches the
-    16 kHz run within 1 point. 8 kHz mu-law carries less (whole-file WER measured 14.6% at
+    16 kHz run within 3 points. Not 1: the same 16 kHz audio streamed twice gave 16.6% and
+    17.9% (2 of 151 words), and resampled runs 17.2-23.2%, because the worker's temperature
+    fallback samples at random and a window's text shifts with it; a broken conversion costs
+    far more (a resampler that drops samples: >40%). 8 kHz mu-law carries less (whole-file WER measured 14.6% at
     16 kHz, 19.2% band-limited to 8 kHz, 20.5% as mu-law), so its 16 kHz run is of the same
     telephone-quality audio, converted offline in one go: the test isolates the gateway."""
     audio = resample(long_audio, 16000, rate)
@@ -88,21 +94,19 @@ def test_other_encodings_match_16k(
         payload = mulaw_encode(audio)
         same_content = resample(MULAW[np.frombuffer(payload, np.uint8)], 8000, 16000)
         reference_events = asyncio.run(
-            run_session(
-                ws_url(gateway), to_pcm16(same_content), {"language": "pt"}, realtime_ms=PACE_MS
-            )
+            run_session(ws_url(gateway), to_pcm16(same_content), PT, realtime_ms=PACE_MS)
         )
     else:
         payload = audio.astype("<f4").tobytes() if encoding == "pcm_f32le" else to_pcm16(audio)
         reference_events = baseline
     frame = int(rate * 0.3) * {"mulaw": 1, "pcm_f32le": 4, "pcm_s16le": 2}[encoding] + 1  # odd
-    start = {"encoding": encoding, "sample_rate": rate, "language": "pt"}
+    start = {**PT, "encoding": encoding, "sample_rate": rate}
     events = asyncio.run(
         run_session(ws_url(gateway), payload, start, frame_bytes=frame, realtime_ms=PACE_MS)
     )
     reference = manifest[LONG].reference_text
     assert "error" not in [e["event"] for e in events]
-    assert wer(reference, text_of(events)) <= wer(reference, text_of(reference_events)) + 0.01
+    assert wer(reference, text_of(events)) <= wer(reference, text_of(reference_events)) + 0.03
 
 
 def test_two_channels_are_transcribed_and_labelled_apart(gateway, manifest) -> None:

@@ -22,10 +22,18 @@ def test_waits_for_min_window() -> None:
     assert choose_cut(energies((199, LOUD)), -45, PLAN) is None
 
 
-def test_cuts_in_the_middle_of_the_first_pause_after_min() -> None:
+def test_cuts_half_a_pause_into_the_first_pause_after_min() -> None:
     db = energies((150, LOUD), (20, QUIET), (55, LOUD), (20, QUIET))
-    # the pause before 2.0 s does not count; the one at 225..245 does, and it is enough
-    assert choose_cut(db, -45, PLAN) == 235
+    # the pause before 2.0 s does not count; the one from 225 does, and it is enough
+    assert choose_cut(db, -45, PLAN) == 232
+
+
+def test_cut_does_not_depend_on_how_much_of_the_pause_has_arrived() -> None:
+    head = energies((150, LOUD), (20, QUIET), (55, LOUD))
+    cuts = {
+        choose_cut(np.concatenate((head, energies((n, QUIET)))), -45, PLAN) for n in (15, 20, 25)
+    }
+    assert cuts == {232}
 
 
 def test_short_dips_are_not_pauses_and_search_waits() -> None:
@@ -41,7 +49,7 @@ def test_no_pause_cuts_at_quietest_100ms_when_search_ends() -> None:
 
 def test_behind_prefers_the_last_pause_up_to_max() -> None:
     db = energies((220, LOUD), (20, QUIET), (100, LOUD), (20, QUIET), (100, LOUD))
-    assert choose_cut(db, -45, PLAN) == 350  # 460 frames pending: the pool is behind
+    assert choose_cut(db, -45, PLAN) == 347  # 460 frames pending: the pool is behind
 
 
 def test_threshold_is_relative_to_the_speaker() -> None:
