@@ -86,8 +86,9 @@ def test_other_encodings_match_16k(
     16 kHz run within 3 points. Not 1: on this 151-word clip the same 16 kHz stream gave
     16.6% and 17.9% in two runs and resampled streams 17.2-23.2% (measured 2026-11-26), so
     one point (1.5 words) is within the run-to-run spread of streamed text. 8 kHz mu-law
-    carries less (whole-file WER measured 14.6% at 16 kHz, 19.2% band-limited to 8 kHz, 20.5% as mu-law), so its 16 kHz run is of the same
-    telephone-quality audio, converted offline in one go: the test isolates the gateway."""
+    carries less (whole-file WER measured 14.6% at 16 kHz, 19.2% band-limited to 8 kHz, 20.5%
+    as mu-law), so its 16 kHz run is of the same telephone-quality audio, converted offline
+    in one go: the test isolates the gateway."""
     audio = resample(long_audio, 16000, rate)
     if encoding == "mulaw":
         payload = mulaw_encode(audio)
