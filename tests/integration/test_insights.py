@@ -247,7 +247,10 @@ async def test_openai_http_500_is_an_error_event(
     )
     final = final_insights(events)
     assert final["error"] == "openai: HTTP 500" and final["summary"] == ""
-    assert final["speaking_sec"] > 3 and "corrida" in final["keywords"]
+    # the local keywords stand in for the provider's: words of this session's transcript
+    spoken = set(normalize(text_of(events)).split())
+    assert final["speaking_sec"] > 3 and final["keywords"]
+    assert all(set(normalize(k).split()) <= spoken for k in final["keywords"]), final["keywords"]
     assert transcripts(events) and llm.requests
 
 
