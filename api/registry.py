@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from api.auth import ANONYMOUS
 from asr.logs import get_logger
 
 if TYPE_CHECKING:
@@ -49,7 +50,9 @@ class SessionRegistry:
         active = sum(self._per_key.values()) + len(self._parked)
         if active >= self.max_sessions:
             return f"the gateway is at its limit of {self.max_sessions} sessions"
-        if self._per_key[key] >= self.max_per_key:
+        # with auth off every session is "anonymous": a per-key limit there would only be a
+        # second, smaller global limit
+        if key != ANONYMOUS and self._per_key[key] >= self.max_per_key:
             return f"this key is at its limit of {self.max_per_key} sessions"
         return None
 

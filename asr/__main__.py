@@ -8,6 +8,7 @@ import uvicorn
 
 from asr.config import WorkerSettings
 from asr.main import create_app
+from asr.memory import reexec_with_one_malloc_arena
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -15,6 +16,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="bind address (ASR_WORKER_HOST)")
     parser.add_argument("--port", type=int, help="port (ASR_WORKER_PORT, default 8001)")
     args = parser.parse_args(argv)
+    if argv is None:
+        reexec_with_one_malloc_arena("asr")  # see asr/memory.py: RSS 642 -> 376 MB
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = WorkerSettings(**overrides)
     uvicorn.run(
