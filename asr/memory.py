@@ -5,8 +5,9 @@ not reused by another. The worker allocates from the model thread, the partial l
 decode threads, so after a long file each arena keeps its own peak. Measured on the 394 s
 cuttledoc-pt-tts-adam clip, two requests in a row: RSS 642 / 633 MB with glibc's default
 arenas, 376 / 427 and 472 / 479 MB in two runs with MALLOC_ARENA_MAX=1 (`mallopt` from
-Python came too late: 457 / 543 MB, the interpreter and its imports already had threads). So the worker re-executes itself
-once with the variable set; an operator's own MALLOC_ARENA_MAX wins.
+Python came too late: 457 / 543 MB, the interpreter and its imports already had threads).
+So the worker re-executes itself once with the variable set; an operator's own
+MALLOC_ARENA_MAX wins.
 """
 
 from __future__ import annotations
