@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (ASR_WORKER_PORT, default 8001)")
     args = parser.parse_args(argv)
     if argv is None:
-        reexec_with_one_malloc_arena("asr")  # see asr/memory.py: RSS 642 -> 376 MB
+        reexec_with_one_malloc_arena("asr")  # why and the figures: asr/memory.py
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = WorkerSettings(**overrides)
     uvicorn.run(
