@@ -9,6 +9,7 @@ import uvicorn
 
 from api.config import GatewaySettings
 from api.main import create_app
+from asr.memory import GATEWAY_MALLOC, reexec_with_malloc_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,6 +17,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", help="bind address (ASR_HOST)")
     parser.add_argument("--port", type=int, help="port (ASR_PORT, default 8000)")
     args = parser.parse_args(argv)
+    if argv is None:
+        reexec_with_malloc_settings("api", GATEWAY_MALLOC)  # why and the figures: asr/memory.py
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = GatewaySettings(**overrides)
     app = create_app(settings)

@@ -85,6 +85,17 @@ class AudioTrack:
         if index > 0:
             del self._arrivals[:index]
 
+    def release(self) -> None:
+        """The session is over: drop the samples now rather than whenever the garbage collector
+        gets to the session (its objects form reference cycles; see api/session.py)."""
+        self.base = self.cursor = self.received
+        self._pcm = np.zeros(0, dtype=np.int16)
+        self._len = 0
+        self._db = np.zeros(0, dtype=np.float32)
+        self._history.clear()
+        self._history_frames = 0
+        self._arrivals.clear()
+
     def _ensure_room(self, extra: int) -> None:
         if self._len + extra <= self._pcm.size:
             return

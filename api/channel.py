@@ -52,6 +52,12 @@ class Channel:
         self.finishing = True
         self._wake.set()
 
+    def release(self) -> None:
+        """The session is over: free the audio (see Session.release)."""
+        self.track.release()
+        if self.vad is not None:
+            self.vad.release()
+
     async def wait_for_audio(self) -> None:
         await self._wake.wait()
         self._wake.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings.upstream_url, settings.request_timeout_sec, settings.worker_attempts
         )
         app.state.file_limiter = asyncio.Semaphore(settings.file_concurrency)
+        # load the shared Silero VAD now: the first session would otherwise wait for it
+        from faster_whisper.vad import get_vad_model
+
+        await asyncio.to_thread(get_vad_model)
+        # what exists now (modules, schemas, the model) lives as long as the process: keep it
+        # out of the collector's full passes, which otherwise stall the event loop ~45 ms
+        gc.freeze()
         log.info("gateway_started", upstream=settings.upstream_url, version=app.state.version)
         if not settings.auth_required:
             log.warning(

@@ -179,6 +179,7 @@ class Session:
         end = EndEvent(session_id=self.id, summary=self.summary())
         self.emit(end)
         log.info("session_end", session_id=self.id, **end.summary)
+        self.release()
         return end
 
     async def cancel(self) -> None:
@@ -190,6 +191,16 @@ class Session:
         if self.insights is not None:
             await self.insights.cancel()
         log.info("session_cancelled", session_id=self.id, received_sec=self.received_sec)
+        self.release()
+
+    def release(self) -> None:
+        """Free the audio as soon as the session is over. A session, its pipelines, tasks and
+        the server's WebSocket objects form reference cycles, so only the garbage collector
+        frees them, and its full passes grow rare as the heap grows: measured, every finished
+        session's buffers (~0.4-2 MB) stayed resident until one ran (+10 MB per 16 sessions of
+        30 s against a stub worker)."""
+        for pipeline in self.pipelines:
+            pipeline.release()
 
     # ---- used by the pipelines ---------------------------------------------------------------
 

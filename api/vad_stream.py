@@ -66,6 +66,11 @@ class StreamingVad:
         )
         return np.asarray(out).reshape(-1)
 
+    def release(self) -> None:
+        """The session is over: drop the chunk history."""
+        self._starts = np.zeros(0, dtype=np.int64)
+        self._speech = np.zeros(0, dtype=bool)
+
     def speech_between(self, start: int, end: int) -> bool:
         mask = (self._starts + CHUNK > start) & (self._starts < end)
         return bool(self._speech[mask].any())

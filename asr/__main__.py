@@ -8,7 +8,7 @@ import uvicorn
 
 from asr.config import WorkerSettings
 from asr.main import create_app
-from asr.memory import reexec_with_one_malloc_arena
+from asr.memory import WORKER_MALLOC, reexec_with_malloc_settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (ASR_WORKER_PORT, default 8001)")
     args = parser.parse_args(argv)
     if argv is None:
-        reexec_with_one_malloc_arena("asr")  # why and the figures: asr/memory.py
+        reexec_with_malloc_settings("asr", WORKER_MALLOC)  # why and the figures: asr/memory.py
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = WorkerSettings(**overrides)
     uvicorn.run(

@@ -8,12 +8,14 @@ import json
 
 import httpx
 import numpy as np
+import psutil
 import pytest
 import websockets
 
 from api.audio_input import MULAW
 from api.processes import ManagedProcess
 from asr.audio import resample
+from asr.memory import GATEWAY_MALLOC, WORKER_MALLOC
 from bench.scoring import wer
 from tests.audio_utils import mulaw_encode, read_wav, silence, to_pcm16, wav_bytes
 from tests.metrics_utils import scrape, value
@@ -125,6 +127,16 @@ def test_two_channels_are_transcribed_and_labelled_apart(gateway, manifest) -> N
     assert {e["channel"] for e in transcripts(events)} == {0, 1}
     assert wer(manifest["ufpalign-coxinha"].reference_text, text_of(events, 0)) <= 0.2
     assert wer(manifest["fleurs-pt-004"].reference_text, text_of(events, 1)) <= 0.25
+
+
+def test_processes_run_with_their_malloc_settings(gateway, worker) -> None:
+    """Both re-executed themselves with the settings that keep their memory flat."""
+    gateway_env = psutil.Process(gateway.proc.pid).environ()
+    worker_env = psutil.Process(worker.proc.pid).environ()
+    for key, value_ in GATEWAY_MALLOC.items():
+        assert gateway_env.get(key) == value_
+    for key, value_ in WORKER_MALLOC.items():
+        assert worker_env.get(key) == value_
 
 
 def test_profile_and_explicit_values_in_ready(gateway) -> None:

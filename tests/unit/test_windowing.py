@@ -82,6 +82,19 @@ def test_audio_track_keeps_context_and_offsets() -> None:
     assert track.arrival_of(16000 * 3 - 1) == 2.0
 
 
+def test_released_track_frees_its_samples_and_keeps_its_offsets() -> None:
+    track = AudioTrack(keep_sec=1.0, start_offset=1000)
+    for i in range(40):  # 40 s: the buffer has grown past its first 16 s
+        track.append(np.ones(16000, dtype=np.int16), arrival=float(i))
+    track.advance(16000 * 30)
+    received = track.received
+    track.release()
+    assert track.received == received and track.pending == 0
+    assert track.audio(1000, received).size == 0
+    assert track._pcm.nbytes == 0 and track.pending_db.size == 0
+    assert track.recent_db().size == 0 and track.arrival_of(received - 1) is None
+
+
 def test_decoder_keeps_partial_samples_for_the_next_frame() -> None:
     decoder = EdgeDecoder("pcm_s16le", 16000, 1)
     data = np.arange(10, dtype="<i2").tobytes()
