@@ -18,7 +18,7 @@ def test_reexecs_once_with_the_missing_settings(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(sys, "platform", "linux")
     memory.reexec_with_malloc_settings("api", memory.GATEWAY_MALLOC)
     assert calls == [[sys.executable, "-m", "api", "--port", "9000"]]
-    assert memory.os.environ["MALLOC_MMAP_THRESHOLD_"] == "131072"
+    assert memory.os.environ["MALLOC_MMAP_THRESHOLD_"] == "262144"
     memory.reexec_with_malloc_settings("api", memory.GATEWAY_MALLOC)  # after the exec: no loop
     assert len(calls) == 1
 
