@@ -52,6 +52,7 @@ class Connection:
         self.session: Session | None = None
         self._outbox: asyncio.Queue[str | _Close] = asyncio.Queue()
         self._closed = False
+        self._slow = False  # closed for not reading events: the session waits for a resume
         self._stopped = False  # the client sent stop, or the server ended the session
 
     # ---- outgoing ----------------------------------------------------------------------------
@@ -60,9 +61,19 @@ class Connection:
         if self._closed:
             return
         if self._outbox.qsize() >= self.settings.max_outbox_events:
-            # the client stopped reading: closing beats growing memory without bound
+            # the client stopped reading: closing beats growing memory without bound. What it
+            # did not read is dropped; the session is parked, and a resume replays transcripts
             self.metrics.errors.labels(ErrorCode.slow_consumer.value).inc()
-            self._closed = True
+            self._closed = self._slow = True
+            while not self._outbox.empty():
+                self._outbox.get_nowait()
+            slow = ErrorEvent(
+                code=ErrorCode.slow_consumer,
+                message=f"more than {self.settings.max_outbox_events} events were not read;"
+                " resume the session to continue",
+                fatal=True,
+            )
+            self._outbox.put_nowait(slow.model_dump_json())
             self._outbox.put_nowait(_Close(CLOSE_POLICY, "slow consumer: events not read"))
             return
         self._outbox.put_nowait(event.model_dump_json())
@@ -114,7 +125,7 @@ class Connection:
         finally:
             watchdog.cancel()
             self.registry.connections.discard(self)
-            await self._release(abnormal)
+            await self._release(abnormal or self._slow)
             if not self._closed:
                 self._closed = True
                 self._outbox.put_nowait(_Close(CLOSE_NORMAL))

@@ -176,3 +176,40 @@ def test_sigterm_finishes_sessions_with_1001(worker, log_dir, manifest) -> None:
     assert events[-1]["event"] == "end"
     assert "coxinha" in text_of(events).lower()  # the in-flight audio was transcribed
     assert time.monotonic() - started < 25
+
+
+def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest) -> None:
+    """SIGTERM while a worker transcribes: it stops accepting, answers the request it has, and
+    exits cleanly."""
+    import httpx
+
+    from tests.audio_utils import wav_bytes
+
+    worker = worker_process(free_port(), log_dir=log_dir, name="worker-sigterm").start()
+    worker.wait_ready(timeout=60)
+    body = wav_bytes(read_wav(manifest[CLIP].path))  # 17.8 s: a few seconds of work here
+
+    def transcribe() -> httpx.Response:
+        files = {"file": ("a.wav", body)}
+        return httpx.post(
+            f"{worker.url}/transcribe", files=files, data={"language": "pt"}, timeout=120
+        )
+
+    async def go() -> httpx.Response:
+        request = asyncio.create_task(asyncio.to_thread(transcribe))
+        await asyncio.sleep(0.5)  # the request is in
+        assert worker.proc is not None
+        worker.proc.send_signal(signal.SIGTERM)
+        return await request
+
+    try:
+        response = asyncio.run(go())
+        assert worker.proc is not None
+        exit_code = worker.proc.wait(timeout=40)
+    finally:
+        worker.stop()
+    assert response.status_code == 200, response.text
+    text = response.json()["text"]
+    # the whole clip, not a cut-off part: WER like any other run of this clip (measured ~15%)
+    assert wer(manifest[CLIP].reference_text, text) < 0.4, text
+    assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its shutdown

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import Iterator
 
 import httpx
@@ -198,3 +199,53 @@ def test_backpressure_bounds_buffered_audio(worker, log_dir, manifest) -> None:
     # the limit is raised to a full window (10 s) + 2 s so a session can always progress
     assert max(gaps) <= (12 + 1) * 16000, max(gaps) / 16000
     assert events[-1]["summary"]["audio_sec"] == pytest.approx(85.112, abs=0.01)
+
+
+def test_client_that_stops_reading_is_closed_and_can_resume(worker, log_dir) -> None:
+    """A client that sends but never reads: once ASR_MAX_OUTBOX_EVENTS events wait, the
+    gateway stops adding them, says `slow_consumer` and closes with 1008 as soon as the client
+    reads again; the session is parked, so the client can resume it."""
+    proc = start_gateway(
+        worker,
+        log_dir,
+        "gateway-slow-reader",
+        ASR_MAX_OUTBOX_EVENTS="10",
+        ASR_ACK_INTERVAL_SEC="0.001",  # an ack for every 16 samples: many small events
+    )
+
+    async def go() -> tuple[list[dict], int | None, dict]:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small
+        sock.connect(("127.0.0.1", int(proc.url.rsplit(":", 1)[1])))
+        # max_queue=1: the library stops reading once one message waits, like a stuck client
+        ws = await websockets.connect(ws_url(proc), sock=sock, max_queue=1, ping_interval=None)
+        await ws.send(json.dumps({"event": "start", "language": "pt", "partials": False}))
+        frame = bytes(32)  # 16 samples of silence, each answered by an ack
+        for _ in range(20_000):  # until the gateway stops reading (or socket buffers take all)
+            try:
+                await asyncio.wait_for(ws.send(frame), timeout=1.0)
+            except (TimeoutError, websockets.ConnectionClosed):
+                break
+        events: list[dict] = []
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:
+                events.append(check_event(await asyncio.wait_for(ws.recv(), timeout=10)))
+        session_id = events[0]["session_id"]
+        async with websockets.connect(ws_url(proc), ping_interval=None) as again:
+            resume = {"session_id": session_id, "offset": 0, "last_segment_id": 0}
+            await again.send(json.dumps({"event": "start", "language": "pt", "resume": resume}))
+            resumed = check_event(await again.recv())
+            await again.send(json.dumps({"event": "stop"}))
+        return events, ws.close_code, resumed
+
+    try:
+        events, code, resumed = asyncio.run(go())
+        metrics = httpx.get(f"{proc.url}/metrics").text
+    finally:
+        proc.stop()
+    assert events[0]["event"] == "ready"
+    assert len(events) < 5000  # bounded: what was already in socket buffers, not everything
+    assert events[-1]["event"] == "error" and events[-1]["code"] == "slow_consumer"
+    assert code == 1008
+    assert resumed["event"] == "ready" and resumed["resumed"] is True
+    assert 'asr_errors_total{kind="slow_consumer"} 1.0' in metrics
