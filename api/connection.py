@@ -63,18 +63,13 @@ class Connection:
         if self._outbox.qsize() >= self.settings.max_outbox_events:
             # the client stopped reading: closing beats growing memory without bound. What it
             # did not read is dropped; the session is parked, and a resume replays transcripts
-            self.metrics.errors.labels(ErrorCode.slow_consumer.value).inc()
-            self._closed = self._slow = True
+            self._slow = True
             while not self._outbox.empty():
                 self._outbox.get_nowait()
-            slow = ErrorEvent(
-                code=ErrorCode.slow_consumer,
-                message=f"more than {self.settings.max_outbox_events} events were not read;"
-                " resume the session to continue",
-                fatal=True,
-            )
-            self._outbox.put_nowait(slow.model_dump_json())
-            self._outbox.put_nowait(_Close(CLOSE_POLICY, "slow consumer: events not read"))
+            limit = self.settings.max_outbox_events
+            message = f"more than {limit} events were not read; resume the session to continue"
+            self.error(ErrorCode.slow_consumer, message, fatal=True)
+            self.close(CLOSE_POLICY, "slow consumer: events not read")
             return
         self._outbox.put_nowait(event.model_dump_json())
 

@@ -8,12 +8,13 @@ import itertools
 import signal
 import time
 
+import httpx
 import pytest
 
 from api.processes import free_port, gateway_process, worker_process
 from bench.scoring import normalize, wer
 from client.resilient import ResilientStream
-from tests.audio_utils import read_wav, to_pcm16
+from tests.audio_utils import read_wav, to_pcm16, wav_bytes
 from tests.ws_utils import run_session, text_of
 
 CLIP = "fleurs-pt-000"  # 17.8 s
@@ -181,10 +182,6 @@ def test_sigterm_finishes_sessions_with_1001(worker, log_dir, manifest) -> None:
 def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest) -> None:
     """SIGTERM while a worker transcribes: it stops accepting, answers the request it has, and
     exits cleanly."""
-    import httpx
-
-    from tests.audio_utils import wav_bytes
-
     worker = worker_process(free_port(), log_dir=log_dir, name="worker-sigterm").start()
     worker.wait_ready(timeout=60)
     body = wav_bytes(read_wav(manifest[CLIP].path))  # 17.8 s: a few seconds of work here

@@ -131,12 +131,8 @@ def test_two_channels_are_transcribed_and_labelled_apart(gateway, manifest) -> N
 
 def test_processes_run_with_their_malloc_settings(gateway, worker) -> None:
     """Both re-executed themselves with the settings that keep their memory flat."""
-    gateway_env = psutil.Process(gateway.proc.pid).environ()
-    worker_env = psutil.Process(worker.proc.pid).environ()
-    for key, value_ in GATEWAY_MALLOC.items():
-        assert gateway_env.get(key) == value_
-    for key, value_ in WORKER_MALLOC.items():
-        assert worker_env.get(key) == value_
+    assert GATEWAY_MALLOC.items() <= psutil.Process(gateway.proc.pid).environ().items()
+    assert WORKER_MALLOC.items() <= psutil.Process(worker.proc.pid).environ().items()
 
 
 def test_profile_and_explicit_values_in_ready(gateway) -> None:

@@ -7,15 +7,14 @@ soak, and sampled every second for the peak. Bounds: peak +120 MB, after +50 MB.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 
 import numpy as np
-import psutil
 import pytest
 
 from api.local_stack import start_stack
 from api.processes import free_port
+from bench.resources import Sampler, rss_bytes
 from tests.audio_utils import read_wav, to_pcm16
 from tests.metrics_utils import scrape, value
 from tests.ws_utils import run_session
@@ -48,19 +47,11 @@ def test_soak_16_sessions_two_minutes(manifest, log_dir) -> None:
     try:
         assert stack.gateway is not None and stack.gateway.proc is not None
         url = stack.gateway.url.replace("http", "ws") + "/ws/transcribe"
-        gateway = psutil.Process(stack.gateway.proc.pid)
+        gateway = [stack.gateway.proc.pid]
         asyncio.run(run_session(url, audios[0][: 5 * 32000], {"language": "pt", "partials": False}))
-        rss_before = gateway.memory_info().rss
+        rss_before = rss_bytes(gateway)
         warm = scrape(stack.gateway.url)
-        samples: list[int] = []
-        sampling = threading.Event()
-
-        def sample_rss() -> None:
-            while not sampling.wait(1.0):
-                samples.append(gateway.memory_info().rss)
-
-        sampler = threading.Thread(target=sample_rss, daemon=True)
-        sampler.start()
+        sampler = Sampler(gateway, interval_sec=1.0).start()
 
         async def all_sessions() -> list[list[dict]]:
             start = {"language": "pt", "partials": False}
@@ -71,14 +62,13 @@ def test_soak_16_sessions_two_minutes(manifest, log_dir) -> None:
         began = time.monotonic()
         results = asyncio.run(all_sessions())
         wall = time.monotonic() - began
-        sampling.set()
-        sampler.join()
-        rss_after = gateway.memory_info().rss
+        usage = sampler.stop()
+        rss_after = rss_bytes(gateway)
         metrics = scrape(stack.gateway.url)
     finally:
         stack.stop()
     growth_mb = (rss_after - rss_before) / 2**20
-    peak_mb = (max(samples, default=rss_after) - rss_before) / 2**20
+    peak_mb = (max(usage.rss_max, rss_after) - rss_before) / 2**20
     print(
         f"soak: {SESSIONS} sessions x {SECONDS} s in {wall:.0f} s; gateway RSS"
         f" {rss_before / 2**20:.0f} MB after warm-up, peak +{peak_mb:.1f} MB,"
