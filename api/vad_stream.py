@@ -38,27 +38,33 @@ class StreamingVad:
         self.listeners: list[Callable[[int, np.ndarray], None]] = []
 
     async def update(self, track: AudioTrack) -> None:
-        """Score the whole chunks that arrived since the last call, in order."""
+        """Score every whole chunk received so far, in order.
+
+        Audio that arrives while a batch is scored in the worker thread is scored too before
+        this returns: a caller that cuts windows right after it (without awaiting in between)
+        must never see unscored audio, or a burst that lands during the first scoring would be
+        judged silence and dropped (a client sending faster than real time hit exactly that)."""
         async with self._lock:
-            count = (track.received - self._next) // CHUNK
-            if count <= 0:
-                return
-            first = self._next
-            self._next += count * CHUNK
-            audio = track.audio(first, self._next).astype(np.float32) / 32768.0
-            chunks = audio.reshape(count, CHUNK)
-            contexts = np.concatenate((self._context[None, :], chunks[:-1, -CONTEXT:]))
-            self._context = chunks[-1, -CONTEXT:].copy()
-            batch = np.concatenate((contexts, chunks), axis=1)
-            probs = await asyncio.to_thread(self._score, batch)
-            starts = first + CHUNK * np.arange(count, dtype=np.int64)
-            speech = probs >= self.threshold
-            self._starts = np.concatenate((self._starts, starts))[-HISTORY:]
-            self._speech = np.concatenate((self._speech, speech))[-HISTORY:]
-            if speech.any():
-                self.last_speech_end = int(starts[np.flatnonzero(speech)[-1]]) + CHUNK
-            for listener in self.listeners:
-                listener(first, probs)
+            while (count := (track.received - self._next) // CHUNK) > 0:
+                await self._score_chunks(track, count)
+
+    async def _score_chunks(self, track: AudioTrack, count: int) -> None:
+        first = self._next
+        self._next += count * CHUNK
+        audio = track.audio(first, self._next).astype(np.float32) / 32768.0
+        chunks = audio.reshape(count, CHUNK)
+        contexts = np.concatenate((self._context[None, :], chunks[:-1, -CONTEXT:]))
+        self._context = chunks[-1, -CONTEXT:].copy()
+        batch = np.concatenate((contexts, chunks), axis=1)
+        probs = await asyncio.to_thread(self._score, batch)
+        starts = first + CHUNK * np.arange(count, dtype=np.int64)
+        speech = probs >= self.threshold
+        self._starts = np.concatenate((self._starts, starts))[-HISTORY:]
+        self._speech = np.concatenate((self._speech, speech))[-HISTORY:]
+        if speech.any():
+            self.last_speech_end = int(starts[np.flatnonzero(speech)[-1]]) + CHUNK
+        for listener in self.listeners:
+            listener(first, probs)
 
     def _score(self, batch: np.ndarray) -> np.ndarray:
         out, self._h, self._c = self._session.run(
