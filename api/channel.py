@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,7 +14,7 @@ import numpy as np
 from api.asr_client import WorkerError
 from api.audio_track import AudioTrack
 from api.events import PartialEvent, Span, Timing, TranscriptEvent, UtteranceEndEvent, WordOut
-from api.vad_stream import StreamingVad
+from api.vad_stream import CHUNK, StreamingVad
 from asr.audio import SAMPLE_RATE
 from asr.schemas import DecodeOptions, Priority, TranscriptionResponse, Word
 
@@ -22,21 +23,38 @@ if TYPE_CHECKING:
 
 
 class Channel:
-    def __init__(self, session: Session, channel: int, offset: int = 0) -> None:
+    def __init__(
+        self,
+        session: Session,
+        channel: int,
+        offset: int = 0,
+        context: int = 0,
+        context_word_starts: Sequence[int] = (),
+    ) -> None:
+        """`offset`: where this channel's timeline starts (absolute samples). `context`: samples
+        the client sends before it, heard by the model ahead of the first window but never
+        transcribed (the tail of a session the gateway lost, continued by a new one), with the
+        starts of the words in it."""
         self.session = session
         self.channel = channel
         settings = session.settings
         keep = max(settings.context_sec, settings.stream_buffer_max_sec) + 2.0
-        self.track = AudioTrack(channel, keep_sec=keep, start_offset=offset)
+        begin = offset - context
+        self.track = AudioTrack(channel, keep_sec=keep, start_offset=begin)
+        self._context_until = offset
+        # VAD chunks line up with the timeline's start; a partial chunk of context is skipped
+        vad_start = offset - context // CHUNK * CHUNK
         self.vad = (
-            StreamingVad(settings.vad_threshold, start=offset) if settings.vad_enabled else None
+            StreamingVad(settings.vad_threshold, start=vad_start) if settings.vad_enabled else None
         )
         self.committed_offset = offset  # absolute samples: all before is final (or failed)
         self.commits = 0  # bumped by every transcript: a partial started before is stale
         self.windows = 0
         self.committed_text = ""
         self.last_partial_end = offset
-        self._word_starts: deque[int] = deque()
+        # where the last windows' words began: the context sent with a window starts at one
+        starts = sorted(context_word_starts) or ([begin] if context else [])
+        self._word_starts: deque[int] = deque(starts)
         self._last_word = ""
         self._utterance_end_sent = offset  # absolute sample of the last utterance_end
         self._wake = asyncio.Event()
@@ -46,6 +64,8 @@ class Channel:
 
     def push(self, samples: np.ndarray, arrival: float) -> None:
         self.track.append(samples, arrival)
+        if self.track.cursor < self._context_until:  # context is never a window of its own
+            self.track.advance(min(self.track.received, self._context_until) - self.track.cursor)
         self._wake.set()
 
     def finish(self) -> None:

@@ -221,6 +221,8 @@ class Connection:
             self.emit,
             owner=self.key,
             timeline_offset=start.timeline_offset,
+            context_samples=start.context_samples,
+            context_word_starts=start.context_word_starts,
         )
         self._adopt(session)
         self.emit(session.ready_event(self.state.version))
@@ -233,7 +235,8 @@ class Connection:
             self.error(
                 ErrorCode.resume_unknown,
                 "this gateway does not know that session (it may have restarted): start a new "
-                "session with timeline_offset = your committed_offset and send audio from there",
+                "session with timeline_offset = your committed_offset and send audio from there "
+                "(or from up to context_samples before it, as context)",
             )
             return
         self._adopt(session)

@@ -10,9 +10,11 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 PROTOCOL_VERSION = "1"
+MAX_CONTEXT_SAMPLES = 20 * 16000  # a start's context_samples: the most context_sec allows
+MAX_CONTEXT_WORDS = 200
 
 Encoding = Literal["pcm_s16le", "pcm_f32le", "mulaw", "alaw"]
 Mode = Literal["batch", "stream"]
@@ -74,6 +76,29 @@ class StartMessage(BaseModel):
     timeline_offset: int = Field(
         0, ge=0, strict=True, description="16 kHz samples: continue an earlier session's timeline"
     )
+    context_samples: int = Field(
+        0,
+        ge=0,
+        le=MAX_CONTEXT_SAMPLES,
+        strict=True,
+        description="16 kHz samples sent before timeline_offset: heard as context, never "
+        "transcribed again (a new session continuing one the gateway lost)",
+    )
+    context_word_starts: list[int] = Field(
+        default_factory=list,
+        max_length=MAX_CONTEXT_WORDS,
+        description="16 kHz sample offsets where the words in the context begin (as transcripts "
+        "gave them): the gateway picks each window's context at a word's start",
+    )
+
+    @model_validator(mode="after")
+    def _context_within_timeline(self) -> StartMessage:
+        if self.context_samples > self.timeline_offset:
+            raise ValueError("context_samples cannot reach before the timeline's start")
+        begin = self.timeline_offset - self.context_samples
+        if any(not begin <= s < self.timeline_offset for s in self.context_word_starts):
+            raise ValueError("context_word_starts must lie within the context")
+        return self
 
     @field_validator("language")
     @classmethod

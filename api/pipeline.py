@@ -14,6 +14,7 @@ without speech never reach the worker.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from api.asr_client import WorkerError
 from api.channel import Channel
@@ -34,8 +35,8 @@ def frames(seconds: float) -> int:
 
 
 class BatchPipeline(Channel):
-    def __init__(self, session, channel: int, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(session, channel, offset)
+    def __init__(self, session, channel: int, offset: int = 0, *context: Any) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session, channel, offset, *context)  # context: see Channel
         settings = session.settings
         batch = session.config.batch
         self.plan = CutPlan(

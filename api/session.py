@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -42,6 +42,8 @@ class Session:
         emit: Emit | None,
         owner: str = "anonymous",
         timeline_offset: int = 0,
+        context_samples: int = 0,
+        context_word_starts: Sequence[int] = (),
     ) -> None:
         self.id = uuid.uuid4().hex
         self.owner = owner
@@ -60,8 +62,10 @@ class Session:
         self.decoder = EdgeDecoder(config.encoding, config.sample_rate, config.channels)
         kind = StreamPipeline if config.mode == "stream" else BatchPipeline
         self.pipelines: list[Channel] = [
-            kind(self, c, timeline_offset) for c in range(config.channels)
+            kind(self, c, timeline_offset, context_samples, context_word_starts)
+            for c in range(config.channels)
         ]
+        self._context_left = context_samples  # per channel: audio heard before the timeline
         self.failed_spans: list[Span] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._partial_tasks: list[asyncio.Task[None]] = []
@@ -150,7 +154,9 @@ class Session:
     @property
     def pending_sec(self) -> float:
         """Audio received but not yet final: what backpressure watches."""
-        return max((p.track.received - p.committed_offset) for p in self.pipelines) / SAMPLE_RATE
+        # (negative while a new session's context arrives: none of it waits to be transcribed)
+        pending = max(p.track.received - p.committed_offset for p in self.pipelines)
+        return max(0, pending) / SAMPLE_RATE
 
     @property
     def buffer_limit_sec(self) -> float:
@@ -278,8 +284,13 @@ class Session:
             received = samples.size
         if received:
             self.metrics.audio.labels("received").inc(received / SAMPLE_RATE)
+            # context before the timeline is not this session's speech
+            skip, self._context_left = (
+                min(received, self._context_left),
+                max(0, self._context_left - received),
+            )
             if self.insights is not None:
-                self.insights.push(channels)
+                self.insights.push([samples[skip:] for samples in channels])
         if self.received - self._last_ack_offset >= self.settings.ack_interval_sec * SAMPLE_RATE:
             self._last_ack_offset = self.received
             self.send_ack()

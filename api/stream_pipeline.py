@@ -10,6 +10,7 @@ committed sentence ends, and never grows past `stream_buffer_max_sec`.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from api.asr_client import WorkerError
 from api.channel import Channel
@@ -24,13 +25,13 @@ SENTENCE_END = (".", "?", "!", "…")
 
 
 class StreamPipeline(Channel):
-    def __init__(self, session, channel: int, offset: int = 0) -> None:  # type: ignore[no-untyped-def]
-        super().__init__(session, channel, offset)
+    def __init__(self, session, channel: int, offset: int = 0, *context: Any) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(session, channel, offset, *context)  # context: see Channel
         settings = session.settings
         chunk = session.config.min_chunk_sec or settings.stream_min_chunk_sec
         self.min_chunk = int(chunk * SAMPLE_RATE)
         self.max_buffer = int(settings.stream_buffer_max_sec * SAMPLE_RATE)
-        self.buffer_start = offset  # absolute sample
+        self.buffer_start = self.track.base  # absolute sample: any context is heard too
         self.hypotheses = HypothesisBuffer()
         self.hypotheses.committed_end = offset / SAMPLE_RATE
         self._decoded_until = offset

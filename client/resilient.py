@@ -3,7 +3,9 @@
 It keeps the audio from the last `committed_offset` on. When the connection drops it reconnects
 (with backoff) and resumes the session; the gateway says from which offset it needs audio again.
 When the gateway no longer knows the session (it restarted), a new session continues the same
-timeline from the committed offset. No audio is lost and no transcript is delivered twice.
+timeline from the committed offset; the audio just before it (from a word's start, at most
+CONTEXT_SEC) goes along as `context_samples`, so the model hears the new session's first words
+as the lost session would have. No audio is lost and no transcript is delivered twice.
 Audio must be 16 kHz mono PCM16 here (offsets then map to bytes directly).
 """
 
@@ -11,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import websockets
 
 BYTES_PER_SAMPLE = 2
+RATE = 16000
+CONTEXT_SEC = 5.0  # as the gateway's default context_sec: audio kept before the committed offset
 # refusals that a reconnect cannot cure
 FATAL_FOR_GOOD = {"unauthorized", "forbidden_origin", "invalid_config", "frame_too_large"}
 
@@ -40,12 +45,14 @@ class ResilientStream:
         self.events: list[dict[str, Any]] = []
         self.reconnects = 0
         self.sessions: list[str] = []
+        self.starts_sent: list[dict[str, Any]] = []  # every start message, resumes included
         self._audio = bytearray()  # from self._base on
         self._base = 0  # sample offset of self._audio[0]
         self._produced = 0  # samples the source has produced
         self._source_done = False
         self._session_id: str | None = None
         self._committed = 0
+        self._word_starts: deque[int] = deque()  # samples, of the words received lately
         self._last_segment = -1
         self._seen: set[tuple[str, int]] = set()
         self._more = asyncio.Event()
@@ -118,15 +125,21 @@ class ResilientStream:
                 "offset": self._committed,
                 "last_segment_id": self._last_segment,
             }
-            await ws.send(json.dumps({"event": "start", **self.start, "resume": resume}))
+            await self._send_start(ws, {**self.start, "resume": resume})
             answer = json.loads(await ws.recv())
             if answer.get("event") == "ready":
                 self._announce(answer)
                 return int(answer["received_offset"])
             if answer.get("code") != "resume_unknown":
                 raise ConnectionError(f"resume refused: {answer}")
+        send_from = self._context_start()
         start = {**self.start, "timeline_offset": self._committed}
-        await ws.send(json.dumps({"event": "start", **start}))
+        if send_from < self._committed:
+            start["context_samples"] = self._committed - send_from
+            start["context_word_starts"] = [
+                s for s in self._word_starts if send_from <= s < self._committed
+            ]
+        await self._send_start(ws, start)
         ready = json.loads(await ws.recv())
         if ready.get("event") != "ready":
             raise ConnectionError(f"start refused: {ready}")
@@ -134,7 +147,22 @@ class ResilientStream:
         self._last_segment = -1
         self.sessions.append(ready["session_id"])
         self._announce(ready)
-        return self._committed
+        return send_from
+
+    async def _send_start(self, ws: websockets.ClientConnection, fields: dict[str, Any]) -> None:
+        message = {"event": "start", **fields}
+        self.starts_sent.append(message)
+        await ws.send(json.dumps(message))
+
+    def _context_start(self) -> int:
+        """Where the audio sent as context starts: as the gateway picks a window's context, the
+        first word that began in the last CONTEXT_SEC before the committed offset, 0.1 s early;
+        no words there, no context."""
+        floor = max(self._committed - int(CONTEXT_SEC * RATE), self._base)
+        starts = [s for s in self._word_starts if floor <= s < self._committed]
+        if not starts:
+            return self._committed
+        return max(starts[0] - RATE // 10, self._base)
 
     def _announce(self, ready: dict[str, Any]) -> None:
         if self.on_event:
@@ -162,6 +190,7 @@ class ResilientStream:
             if key in self._seen:
                 return False
             self._seen.add(key)
+            self._word_starts.extend(round(w["start"] * RATE) for w in event["words"])
         elif kind == "ack":
             self._commit(int(event["committed_offset"]))
         self.events.append(event)
@@ -172,12 +201,15 @@ class ResilientStream:
         return kind == "end"
 
     def _commit(self, offset: int) -> None:
-        """Audio before `offset` is final: forget it."""
+        """Audio before `offset` is final: forget it, except the last CONTEXT_SEC (context for
+        a new session, should the gateway lose this one)."""
         if offset > self._committed:
-            drop = max(0, offset - self._base)
+            drop = max(0, offset - int(CONTEXT_SEC * RATE) - self._base)
             del self._audio[: drop * BYTES_PER_SAMPLE]
             self._base += drop
             self._committed = offset
+            while self._word_starts and self._word_starts[0] < self._base:
+                self._word_starts.popleft()
 
 
 def transcripts(events: list[dict[str, Any]]) -> str:

@@ -5,11 +5,14 @@
 // reports it committed (ack.committed_offset). After a lost connection the client first asks
 // to resume its session (the gateway parks a dropped session for a while); a gateway that does
 // not know it (restarted) gets a new session continuing the timeline (timeline_offset) and the
-// audio from the committed offset on. Nothing captured is lost, up to MAX_PENDING_SEC of it.
+// audio from the committed offset on, preceded by up to CONTEXT_SEC already transcribed
+// (context_samples, from a word's start): the model hears the new session's first words as the
+// lost session would have. Nothing captured is lost, up to MAX_PENDING_SEC of it.
 
 const RATE = 16000;
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const MAX_PENDING_SEC = 120;
+const CONTEXT_SEC = 5; // as the gateway's default context_sec: committed audio kept as context
 const END_TIMEOUT_MS = 120000;
 const FIRST_CONNECT_ATTEMPTS = 4;
 // errors after which reconnecting cannot help
@@ -43,11 +46,13 @@ export class StreamClient {
     this.retryAfterMs = null;
     this.lastError = null;
     this.fatal = null; // the error event (or local {code}) that ended the stream
-    this.pending = []; // {pcm: Int16Array, start: offset} not yet committed by the server
+    this.pending = []; // {pcm: Int16Array, start: offset}: uncommitted, and CONTEXT_SEC before
     this.captured = 0; // offset after the last captured sample
     this.committed = 0; // the server's committed offset
     this.sentUpTo = 0; // what the current connection has sent
     this.freshFrom = 0; // where a new session's timeline starts
+    this.sendFrom = 0; // where a new session's audio starts (its context first)
+    this.wordStarts = []; // offsets of the words received lately (for a new session's context)
     this.droppedSamples = 0;
     this.sessionId = null; // of the session to resume after a drop
     this.lastSegmentId = -1;
@@ -143,8 +148,24 @@ export class StreamClient {
       // audio dropped while the connection was down leaves a gap the timeline skips
       this.freshFrom = Math.max(this.committed, this.pending[0]?.start ?? this.committed);
       if (this.freshFrom > 0) start.timeline_offset = this.freshFrom;
+      this.sendFrom = this._contextStart();
+      if (this.sendFrom < this.freshFrom) {
+        start.context_samples = this.freshFrom - this.sendFrom;
+        start.context_word_starts = this.wordStarts.filter(
+          (s) => s >= this.sendFrom && s < this.freshFrom,
+        );
+      }
     }
     this.ws.send(JSON.stringify(start));
+  }
+
+  /** As the gateway picks a window's context: from the first word that began in the last
+   *  CONTEXT_SEC before the new timeline, 0.1 s early, within the audio still kept. */
+  _contextStart() {
+    const kept = this.pending[0]?.start ?? this.freshFrom;
+    const floor = Math.max(this.freshFrom - CONTEXT_SEC * RATE, kept);
+    const first = this.wordStarts.find((s) => s >= floor && s < this.freshFrom);
+    return first === undefined ? this.freshFrom : Math.max(first - RATE / 10, kept);
   }
 
   _onMessage(raw) {
@@ -161,7 +182,7 @@ export class StreamClient {
         this.attempt = 0;
         this.sessionId = event.session_id;
         // a resumed session already holds audio up to its received_offset
-        this.sentUpTo = event.resumed ? event.received_offset : this.freshFrom;
+        this.sentUpTo = event.resumed ? event.received_offset : this.sendFrom;
         this._commit(event.committed_offset || 0);
         this._setState(this.stopRequested ? "finishing" : "live");
         break;
@@ -171,6 +192,7 @@ export class StreamClient {
       case "transcript":
         if (event.segment_id <= this.lastSegmentId) return; // already shown
         this.lastSegmentId = event.segment_id;
+        for (const word of event.words || []) this.wordStarts.push(Math.round(word.start * RATE));
         break;
       case "error":
         this.lastError = event;
@@ -203,11 +225,14 @@ export class StreamClient {
 
   _commit(offset) {
     this.committed = Math.max(this.committed, offset);
+    const keepFrom = this.committed - CONTEXT_SEC * RATE; // context for a new session
     while (this.pending.length) {
       const first = this.pending[0];
-      if (first.start + first.pcm.length > this.committed) break;
+      if (first.start + first.pcm.length > keepFrom) break;
       this.pending.shift();
     }
+    const kept = this.pending[0]?.start ?? this.committed;
+    while (this.wordStarts.length && this.wordStarts[0] < kept) this.wordStarts.shift();
   }
 
   _sendPending() {

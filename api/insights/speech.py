@@ -50,6 +50,11 @@ class SpeechMeter:
         if self._ended or probs.size == 0:
             return
         start = first - self._origin
+        if start < 0:  # context sent before the session's timeline: not its speech
+            skip = -(start // CHUNK)  # whole chunks, rounded up
+            probs, start = probs[skip:], start + skip * CHUNK
+            if probs.size == 0:
+                return
         self.scored = start + probs.size * CHUNK
         self._segment(probs, start)
 

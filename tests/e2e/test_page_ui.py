@@ -311,10 +311,16 @@ def test_protocol_events_render(
     wait_until(lambda: len(starts(received)) == 4, page)
     fresh = starts(received)[-1]
     assert "resume" not in fresh and fresh["timeline_offset"] == 40000
+    # with the committed audio before it as context, from the first word of the last 5 s
+    assert fresh["context_samples"] == 40000
+    assert fresh["context_word_starts"] == [0, 4800, 9600, 14400, 19200, 24000]
     sockets[2].send(json.dumps({**READY, "session_id": "f" * 32}))
-    wait_until(lambda: any(isinstance(m, bytes) for m in received[first_frame:]), page)
-    resent = [m for m in received[first_frame:] if isinstance(m, bytes)]
-    assert len(resent[0]) == (43200 - 40000) * 2  # uncommitted audio, sent again
+
+    def resent() -> list[bytes]:
+        return [m for m in received[first_frame:] if isinstance(m, bytes)]
+
+    wait_until(lambda: sum(map(len, resent())) >= 43200 * 2, page)
+    assert len(resent()[0]) == 4800 * 2 and sum(map(len, resent()[:9])) == 43200 * 2
     sockets[2].send(json.dumps(transcript_event(0, ["de", "novo"], 12.0, 700.0)))
     page.wait_for_function("document.getElementById('transcript').dataset.words === '38'")
     assert not page.query_selector(".alert[data-code=resume_unknown]")

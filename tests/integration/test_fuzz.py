@@ -21,7 +21,8 @@ from tests.ws_utils import check_event
 FIELDS = [
     "batch_window_sec", "max_batch_window_sec", "profile", "language", "beam_size", "best_of",
     "sample_rate", "encoding", "channels", "partials", "mode", "resume", "timeline_offset",
-    "hotwords", "prompt", "enable_insights", "provider", "min_chunk_sec",
+    "hotwords", "prompt", "enable_insights", "provider", "min_chunk_sec", "context_samples",
+    "context_word_starts",
 ]  # fmt: skip
 scalars = st.one_of(
     st.none(),
@@ -37,8 +38,20 @@ messages = st.fixed_dictionaries(
     {"event": st.sampled_from(["start", "stop", "keepalive", "dance", ""])},
     optional={name: values for name in FIELDS},
 )
+# a new session with context (valid or not): random values above rarely line up
+offsets = st.integers(0, 400_000)
+
+
+def context_start(values: tuple[int, int, list[int]]) -> str:
+    low, high = sorted(values[:2])
+    message = {"timeline_offset": high, "context_samples": low, "context_word_starts": values[2]}
+    return json.dumps({"event": "start", **message})
+
+
+contexts = st.tuples(offsets, offsets, st.lists(offsets, max_size=5)).map(context_start)
 text_frames = st.one_of(
     messages.map(lambda m: json.dumps(m, allow_nan=True)),
+    contexts,
     st.text(max_size=300),
     st.just('{"event": "start", "batch_window_sec": NaN}'),
 )

@@ -194,12 +194,21 @@ def test_bad_messages_get_errors_and_the_session_goes_on(gateway) -> None:
         json.dumps({"event": "start", "batch_window_sec": -1}),
         '{"event": "start", "batch_window_sec": NaN}',
         json.dumps({"event": "start", "language": "klingon"}),
+        json.dumps({"event": "start", "timeline_offset": 100, "context_samples": 200}),
+        json.dumps(
+            {
+                "event": "start",
+                "timeline_offset": 900,
+                "context_samples": 200,
+                "context_word_starts": [0],
+            }
+        ),
         start,
         start,  # a second start
         json.dumps({"event": "keepalive"}),
         json.dumps({"event": "stop"}),
     ]
-    events = asyncio.run(_exchange(ws_url(gateway), frames, expect=11))
+    events = asyncio.run(_exchange(ws_url(gateway), frames, expect=13))
     codes = [e.get("code") for e in events if e["event"] == "error"]
     assert codes == [
         "bad_message",
@@ -211,6 +220,8 @@ def test_bad_messages_get_errors_and_the_session_goes_on(gateway) -> None:
         "invalid_config",
         "invalid_config",
         "invalid_config",
+        "invalid_config",  # context reaching before the timeline's start
+        "invalid_config",  # a context word outside the context
         "already_started",
     ]
     assert [e["event"] for e in events if e["event"] != "error"][:1] == ["ready"]

@@ -146,6 +146,19 @@ async def test_speech_meter_hears_no_speech_in_silence() -> None:
     assert meter.speech_sec == 0.0 and meter.audio_sec == 2.0
 
 
+async def test_speech_meter_leaves_out_context_before_its_origin() -> None:
+    """A new session continuing a lost one gets context audio before its timeline: the VAD
+    scores it (chunks aligned on the origin), the meter counts only what follows."""
+    chunk = 512
+    meter = SpeechMeter(origin=10 * chunk)
+    meter.push(np.zeros(4 * chunk, dtype=np.int16))  # the session's own audio only
+    probs = np.array([0.9] * 10 + [0.1, 0.1, 0.9, 0.9], dtype=np.float32)
+    meter.observe(0, probs)  # ten chunks of speech in the context, then the session
+    meter.finish()
+    assert meter.speech_sec == pytest.approx(2 * chunk / 16000)
+    assert meter.audio_sec == pytest.approx(4 * chunk / 16000)
+
+
 # ---- the tracker -----------------------------------------------------------------------------
 
 
