@@ -65,7 +65,6 @@ class Session:
             kind(self, c, timeline_offset, context_samples, context_word_starts)
             for c in range(config.channels)
         ]
-        self._context_left = context_samples  # per channel: audio heard before the timeline
         self.failed_spans: list[Span] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._partial_tasks: list[asyncio.Task[None]] = []
@@ -82,6 +81,7 @@ class Session:
                 self.emit,
                 self._lang,
                 timeline_offset,
+                audio_start=timeline_offset - context_samples,
             )
             if config.enable_insights
             else None
@@ -284,13 +284,8 @@ class Session:
             received = samples.size
         if received:
             self.metrics.audio.labels("received").inc(received / SAMPLE_RATE)
-            # context before the timeline is not this session's speech
-            skip, self._context_left = (
-                min(received, self._context_left),
-                max(0, self._context_left - received),
-            )
             if self.insights is not None:
-                self.insights.push([samples[skip:] for samples in channels])
+                self.insights.push(channels)
         if self.received - self._last_ack_offset >= self.settings.ack_interval_sec * SAMPLE_RATE:
             self._last_ack_offset = self.received
             self.send_ack()

@@ -132,13 +132,11 @@ class ResilientStream:
                 return int(answer["received_offset"])
             if answer.get("code") != "resume_unknown":
                 raise ConnectionError(f"resume refused: {answer}")
-        send_from = self._context_start()
+        send_from, words = self._context()
         start = {**self.start, "timeline_offset": self._committed}
         if send_from < self._committed:
             start["context_samples"] = self._committed - send_from
-            start["context_word_starts"] = [
-                s for s in self._word_starts if send_from <= s < self._committed
-            ]
+            start["context_word_starts"] = words
         await self._send_start(ws, start)
         ready = json.loads(await ws.recv())
         if ready.get("event") != "ready":
@@ -154,15 +152,15 @@ class ResilientStream:
         self.starts_sent.append(message)
         await ws.send(json.dumps(message))
 
-    def _context_start(self) -> int:
-        """Where the audio sent as context starts: as the gateway picks a window's context, the
-        first word that began in the last CONTEXT_SEC before the committed offset, 0.1 s early;
-        no words there, no context."""
+    def _context(self) -> tuple[int, list[int]]:
+        """Where the audio sent as context starts, and the word starts in it: as the gateway
+        picks a window's context, the first word that began in the last CONTEXT_SEC before the
+        committed offset, 0.1 s early; no words there, no context."""
         floor = max(self._committed - int(CONTEXT_SEC * RATE), self._base)
         starts = [s for s in self._word_starts if floor <= s < self._committed]
         if not starts:
-            return self._committed
-        return max(starts[0] - RATE // 10, self._base)
+            return self._committed, []
+        return max(starts[0] - RATE // 10, self._base), starts
 
     def _announce(self, ready: dict[str, Any]) -> None:
         if self.on_event:

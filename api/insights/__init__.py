@@ -49,6 +49,7 @@ def make_tracker(
     emit: Emit,
     language: LanguageOf,
     timeline_offset: int = 0,
+    audio_start: int | None = None,
 ) -> InsightsTracker:
     return InsightsTracker(
         session_id,
@@ -60,4 +61,5 @@ def make_tracker(
         timeout_sec=settings.insights_timeout_sec,
         max_keywords=settings.insights_max_keywords,
         timeline_offset=timeline_offset,
+        audio_start=audio_start,
     )

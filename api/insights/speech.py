@@ -27,10 +27,15 @@ PAUSE_MS = 500  # silence that ends a stretch of speech (get_speech_timestamps' 
 class SpeechMeter:
     """Fed the channel VAD's chunk probabilities (`observe`) and the sample count (`push`)."""
 
-    def __init__(self, pause_ms: int = PAUSE_MS, origin: int = 0) -> None:
+    def __init__(
+        self, pause_ms: int = PAUSE_MS, origin: int = 0, audio_start: int | None = None
+    ) -> None:
+        """`origin`: absolute sample where the session's timeline starts; `audio_start`: where
+        the pushed audio starts, earlier when a new session gets context before its timeline
+        (heard by the model, not this session's speech)."""
         self._pause = pause_ms * SAMPLE_RATE // 1000
-        self._origin = origin  # absolute sample of the session's first sample
-        self.received = 0  # samples pushed
+        self._origin = origin
+        self._pushed_until = origin if audio_start is None else audio_start  # absolute sample
         self.scored = 0  # samples scored (whole chunks)
         self._triggered = False
         self._start = 0  # sample where the open stretch of speech began
@@ -42,8 +47,13 @@ class SpeechMeter:
         self._ended = False
 
     def push(self, samples: np.ndarray) -> None:
-        if samples.size and not self._ended:
-            self.received += samples.size
+        if not self._ended:
+            self._pushed_until += samples.size
+
+    @property
+    def received(self) -> int:
+        """Samples pushed past the origin."""
+        return max(0, self._pushed_until - self._origin)
 
     def observe(self, first: int, probs: np.ndarray) -> None:
         """Probabilities of consecutive chunks starting at absolute sample `first`."""

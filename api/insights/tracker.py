@@ -42,10 +42,13 @@ class InsightsTracker:
         timeout_sec: float = 10.0,
         max_keywords: int = 8,
         timeline_offset: int = 0,
+        audio_start: int | None = None,
     ) -> None:
         self.session_id = session_id
         self.provider = provider
-        self.meters = [SpeechMeter(origin=timeline_offset) for _ in range(channels)]
+        self.meters = [
+            SpeechMeter(origin=timeline_offset, audio_start=audio_start) for _ in range(channels)
+        ]
         self.words = [0] * channels
         # per channel: samples (from the session's first) up to the last transcribed word
         self._covered = [0] * channels
