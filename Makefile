@@ -29,7 +29,7 @@ $(AXE):
 	npm install --no-save --no-audit --no-fund --prefix . axe-core@4
 
 run: install
-	$(PY) -m api.local_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
+	$(PY) -m launcher.local_stack --workers $(WORKERS) --host $(HOST) --port $(PORT)
 
 worker: install
 	$(PY) -m asr --host $(HOST)
@@ -46,6 +46,7 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

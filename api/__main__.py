@@ -9,7 +9,7 @@ import uvicorn
 
 from api.config import GatewaySettings
 from api.main import create_app
-from asr.memory import GATEWAY_MALLOC, reexec_with_malloc_settings
+from contracts.process import GATEWAY_MALLOC, reexec_with_malloc_settings
 
 
 def main(argv: list[str] | None = None) -> None:

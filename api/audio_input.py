@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from asr.audio import SAMPLE_RATE
+from contracts.audio import SAMPLE_RATE, float_to_pcm16
 
 BYTES_PER_SAMPLE = {"pcm_s16le": 2, "pcm_f32le": 4, "mulaw": 1, "alaw": 1}
 
@@ -90,9 +90,5 @@ class EdgeDecoder:
             mono = np.ascontiguousarray(per_channel[:, c])
             if self._resamplers is not None:
                 mono = self._resamplers[c].resample_chunk(mono, last=last)
-            out.append(_to_int16(mono))
+            out.append(float_to_pcm16(mono))
         return out
-
-
-def _to_int16(audio: np.ndarray) -> np.ndarray:
-    return (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype(np.int16)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from asr.languages import parse_language_list
+from contracts.languages import parse_language_list
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,12 +30,20 @@ class GatewaySettings(BaseSettings):
     context_sec: float = Field(
         5.0, ge=0.0, le=20.0, description="audio before each window sent along as context"
     )
-    prompt_enabled: bool = Field(
-        False, description="committed text tail as initial_prompt (off: it makes base loop)"
-    )
-    prompt_max_chars: int = Field(200, ge=0, le=1000)
     language_lock_speech_sec: float = Field(
         1.0, ge=0.0, description="speech a window needs before its detected language is kept"
+    )
+    batch_hold_back: Literal["cut", "speech"] = Field(
+        "speech",
+        description="batch mode, a window's last word goes again with the next window whenever "
+        "speech follows it before the cut (speech), or only when it touches the cut (cut); "
+        "measured in docs/benchmarks.md",
+    )
+    batch_empty_window: Literal["alone", "carry"] = Field(
+        "carry",
+        description="batch mode, a window whose answer holds no new words though it has speech "
+        "after what was sent: carry it into the next window (once, then alone), or ask for its "
+        "new audio alone",
     )
     # partial results, streaming mode, endpointing
     partial_interval_ms: int = Field(500, ge=100, le=5000)
@@ -43,6 +51,9 @@ class GatewaySettings(BaseSettings):
     utterance_end_ms: int = Field(1000, ge=200, le=10000)
     vad_enabled: bool = True
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    vad_model_path: Path | None = Field(
+        None, description="Silero v6 ONNX file; unset: the one faster-whisper's wheel ships"
+    )
     stream_min_chunk_sec: float = Field(1.0, ge=0.2, le=5.0)
     stream_buffer_max_sec: float = Field(
         8.0, ge=4.0, le=28.0, description="measured: 8 s gives p95 5.0 s final latency, 15 s 11 s"
@@ -81,7 +92,10 @@ class GatewaySettings(BaseSettings):
         2000, ge=10, description="unsent events before a slow client is closed"
     )
     worker_outage_sec: float = Field(
-        60.0, ge=0.0, description="how long a window waits for workers to come back"
+        60.0,
+        ge=0.0,
+        description="the retry deadline: how long a window or file piece is retried while the "
+        "pool is busy or unreachable (api/pool.py)",
     )
     # resume
     resume_grace_sec: float = Field(30.0, ge=0.0, description="a dropped session waits this long")
@@ -100,7 +114,6 @@ class GatewaySettings(BaseSettings):
     request_timeout_sec: float = Field(
         75.0, gt=0, description="per attempt; longer than NGINX's proxy_read_timeout (60 s)"
     )
-    worker_attempts: int = Field(3, ge=1, le=10)
     frontend_dir: Path = REPO_ROOT / "frontend"
     log_level: str = "INFO"
     # live insights (enable_insights): stats stay local, a provider writes the summary

@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from api.events import (
+from api.session import Session
+from api.session_config import ConfigError, build_session_config
+from contracts.events import (
     ErrorCode,
     ErrorEvent,
     KeepaliveMessage,
@@ -20,9 +22,7 @@ from api.events import (
     StopMessage,
     client_message,
 )
-from api.session import Session
-from api.session_config import ConfigError, build_session_config
-from asr.logs import get_logger
+from contracts.logs import get_logger
 
 log = get_logger("api.connection")
 
@@ -216,7 +216,8 @@ class Connection:
         session = Session(
             config,
             self.settings,
-            self.state.asr,
+            self.state.pool,
+            self.state.vad_model,
             self.metrics,
             self.emit,
             owner=self.key,

@@ -7,19 +7,20 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from fastapi.middleware.cors import CORSMiddleware
 
-from api.asr_client import AsrClient
 from api.auth import KeyStore
 from api.config import GatewaySettings
-from api.logging import configure_logging, get_logger
 from api.metrics import GatewayMetrics
+from api.pool import PoolClient
 from api.registry import SessionRegistry
 from api.routes import files, health, sessions, ws
 from api.static import NoCacheStaticFiles
-from asr.http_limits import BodySizeLimit
-from asr.main import package_version
+from api.vad_model import find_model, load_model
+from contracts.body_limit import BodySizeLimit
+from contracts.logs import configure_logging, get_logger
+from contracts.version import package_version
 
 log = get_logger("api.main")
 
@@ -30,14 +31,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.asr = AsrClient(
-            settings.upstream_url, settings.request_timeout_sec, settings.worker_attempts
+        app.state.pool = PoolClient(
+            settings.upstream_url, settings.request_timeout_sec, settings.worker_outage_sec
         )
         app.state.file_limiter = asyncio.Semaphore(settings.file_concurrency)
-        # load the shared Silero VAD now: the first session would otherwise wait for it
-        from faster_whisper.vad import get_vad_model
-
-        await asyncio.to_thread(get_vad_model)
+        # the one Silero VAD every session shares, loaded before the first session needs it
+        app.state.vad_model = (
+            await asyncio.to_thread(load_model, find_model(settings.vad_model_path))
+            if settings.vad_enabled
+            else None
+        )
         # what exists now (modules, schemas, the model) lives as long as the process: keep it
         # out of the collector's full passes, which otherwise stall the event loop ~45 ms
         gc.freeze()
@@ -51,7 +54,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await app.state.asr.close()
+            await app.state.pool.close()
 
     app = FastAPI(title="Real-time ASR gateway", version=package_version(), lifespan=lifespan)
     app.state.settings = settings
@@ -61,7 +64,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.registry = SessionRegistry(
         settings.max_sessions, settings.max_sessions_per_key, settings.transcript_ttl_sec
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.file_max_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.file_max_bytes,
+        too_large=lambda message: HTTPException(413, message),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

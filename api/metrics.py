@@ -33,12 +33,6 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.partial_word_latency = Histogram(
-            "asr_partial_word_latency_seconds",
-            "Word end received to the partial that first shows it, sent",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
         self.file_requests = Counter(
             "asr_file_requests", "File transcriptions by outcome", ["status"], registry=r
         )
@@ -47,3 +41,23 @@ class GatewayMetrics:
             self.audio.labels(stage)
         for kind in ("final", "partial"):
             self.windows.labels(kind)
+
+    # ---- the session core's Meter (api/core/steps.py) ------------------------------------
+
+    def received(self, seconds: float) -> None:
+        self.audio.labels("received").inc(seconds)
+
+    def window_sent(self, kind: str) -> None:
+        self.windows.labels(kind).inc()
+
+    def window_done(self, seconds: float) -> None:
+        self.batch_duration.observe(seconds)
+
+    def transcribed(self, seconds: float) -> None:
+        self.audio.labels("transcribed").inc(seconds)
+
+    def word_latency(self, seconds: float) -> None:
+        self.final_word_latency.observe(seconds)
+
+    def error(self, kind: str) -> None:
+        self.errors.labels(kind).inc()

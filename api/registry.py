@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from api.auth import ANONYMOUS
-from asr.logs import get_logger
+from contracts.logs import get_logger
 
 if TYPE_CHECKING:
     from api.connection import Connection

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.batch_config import BatchConfig, parse_batch_config
 from api.config import GatewaySettings
-from api.events import StartMessage
 from api.insights import provider_names  # `local`; `openai` once ASR_INSIGHTS_OPENAI_URL is set
+from contracts.events import StartMessage
 
 
 @dataclass(frozen=True)
@@ -51,9 +51,6 @@ class SessionConfig:
 
     def sources(self) -> dict[str, str]:
         return dict(self.batch.sources)
-
-    def as_log(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class ConfigError(ValueError):

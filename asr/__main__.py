@@ -8,7 +8,7 @@ import uvicorn
 
 from asr.config import WorkerSettings
 from asr.main import create_app
-from asr.memory import WORKER_MALLOC, reexec_with_malloc_settings
+from contracts.process import WORKER_MALLOC, reexec_with_malloc_settings
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,5 @@
-"""Audio in the one internal format: float32 / int16 mono at 16 kHz.
-
-Decoding of containers goes through PyAV (what faster-whisper uses); raw PCM is read directly.
-"""
+"""Decoding what a request sends into 16 kHz mono float32: raw PCM16 (the gateway's windows)
+directly, containers (wav, flac, ogg/opus, mp3, webm) through PyAV as faster-whisper does."""
 
 from __future__ import annotations
 
@@ -9,20 +7,11 @@ import io
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from contracts.audio import SAMPLE_RATE, pcm16_to_float
 
 
 class AudioDecodeError(ValueError):
     """The bytes are not audio we can decode."""
-
-
-def pcm16_to_float(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
-    samples = pcm if isinstance(pcm, np.ndarray) else np.frombuffer(pcm, dtype="<i2")
-    return samples.astype(np.float32) / 32768.0
-
-
-def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
-    return (np.clip(audio, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
 
 
 def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -40,7 +29,7 @@ def decode_pcm_s16le(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def decode_file(data: bytes) -> np.ndarray:
-    """Decode any container/codec PyAV knows (wav, flac, ogg/opus, mp3, webm) to 16 kHz mono."""
+    """Decode any container/codec PyAV knows to 16 kHz mono."""
     from faster_whisper.audio import decode_audio
 
     try:

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from asr.schemas import DecodeOptions
 from asr.word_timing import add_words
+from contracts.worker import DecodeOptions
 
 N_FRAMES = 3000  # 30 s of 10 ms feature frames: the encoder's fixed input
 FRAMES_PER_SEC = 100

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from asr.scheduler import PriorityScheduler
-from asr.schemas import Priority
+from contracts.worker import Priority
 
 P = TypeVar("P")  # what a request carries
 R = TypeVar("R")  # what it gets back

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asr.embedded_model import DEFAULT_MODEL_DIR, REPO_ROOT
-from asr.languages import parse_language_list
+from contracts.languages import parse_language_list
 
 EMBEDDED_MODEL = "embedded"
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
-from asr.textguard import repeated_tail_start
+from contracts.audio import SAMPLE_RATE
+from contracts.words import repeated_tail_start
 
 TOKENS_PER_SEC = 6  # speech rarely exceeds ~4 tokens/s; the cap stops runaway loops
 

@@ -7,26 +7,19 @@ import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.metadata import PackageNotFoundError, version
 
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from asr.config import WorkerSettings
-from asr.http_limits import BodySizeLimit
-from asr.logs import configure_logging, get_logger
 from asr.metrics import WorkerMetrics
 from asr.routes import router
-from asr.schemas import ReadyResponse
 from asr.service import TranscriptionService
+from contracts.body_limit import BodySizeLimit
+from contracts.logs import configure_logging, get_logger
+from contracts.version import package_version
+from contracts.worker import ReadyResponse
 
 log = get_logger("asr.main")
-
-
-def package_version() -> str:
-    try:
-        return version("realtime-asr")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def create_app(settings: WorkerSettings | None = None) -> FastAPI:
@@ -56,7 +49,11 @@ def create_app(settings: WorkerSettings | None = None) -> FastAPI:
         languages=settings.languages,
         version=package_version(),
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_upload_bytes,
+        too_large=lambda message: HTTPException(413, message),
+    )
     app.include_router(router)
     return app
 

@@ -53,6 +53,15 @@ class WorkerMetrics:
             buckets=BATCH_WAIT_BUCKETS,
             registry=r,
         )
+        self.model_calls = Counter(
+            "asr_worker_model_inputs",
+            "Inputs that reached the model, by path (transcribe, batch, draft); requests "
+            "without speech never do",
+            ["path"],
+            registry=r,
+        )
+        for path in ("transcribe", "batch", "draft"):
+            self.model_calls.labels(path)
         self.pack_redone = Counter(
             "asr_worker_pack_redone",
             "Packed windows decoded again alone (their words missed their speech)",

@@ -1,26 +1,27 @@
 """The model wrapper: load, warm up, transcribe one audio window with the project's safeguards.
 
 Safeguards against whisper's habit of inventing text ("Obrigado.", subtitle credits, Welsh on
-silence): the Silero VAD decides whether there is speech at all; language detection listens to
+silence): the speech spans (the gateway's VAD, sent with the request, or the worker's own for a
+request without them) decide whether there is speech at all; language detection listens to
 speech only and chooses among the allowed languages; segments outside speech are dropped.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
 from asr.batch_decode import BatchDecoder
 from asr.config import WorkerSettings
 from asr.draft import draft_text
 from asr.embedded_model import assemble, verify
-from asr.logs import get_logger
-from asr.schemas import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
 from asr.vad import SpeechSpan, overlaps_speech, speech_audio, speech_spans, total_speech
+from contracts.audio import SAMPLE_RATE
+from contracts.logs import get_logger
+from contracts.worker import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
 
 log = get_logger(__name__)
 
@@ -53,6 +54,8 @@ class SpeechModel:
             num_workers=settings.concurrency + (1 if settings.partial_lane else 0),
             download_root=str(settings.models_dir),
         )
+        # (path, inputs) per model call: the worker's metrics count what reached the model
+        self.on_call: Callable[[str, int], None] | None = None
         self.batch_decoder = BatchDecoder(
             self.model,
             pack=settings.pack,
@@ -84,13 +87,26 @@ class SpeechModel:
         for _ in segments:
             pass
 
-    def transcribe(self, audio: np.ndarray, options: DecodeOptions) -> TranscriptionResponse:
+    def _called(self, path: str, inputs: int) -> None:
+        if self.on_call is not None:
+            self.on_call(path, inputs)
+
+    def speech(self, audio: np.ndarray, given: list[SpeechSpan] | None) -> list[SpeechSpan]:
+        """The request's speech spans, or (none sent) the worker's own VAD's."""
+        if given is not None:
+            return given
+        return speech_spans(audio, threshold=self.settings.vad_threshold)
+
+    def transcribe(
+        self, audio: np.ndarray, options: DecodeOptions, spans: list[SpeechSpan] | None = None
+    ) -> TranscriptionResponse:
         started = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
-        spans = speech_spans(audio, threshold=self.settings.vad_threshold)
+        spans = self.speech(audio, spans)
         if not spans:
             return self._empty(options, duration, started)
         language, probability = self._language(audio, spans, options.language)
+        self._called("transcribe", 1)
         raw_segments, _info = self.model.transcribe(
             audio,
             language=language,
@@ -107,7 +123,10 @@ class SpeechModel:
         return _response(raw_segments, spans, duration, language, probability, options, started)
 
     def transcribe_batch(
-        self, audios: list[np.ndarray], options: DecodeOptions
+        self,
+        audios: list[np.ndarray],
+        options: DecodeOptions,
+        given: list[list[SpeechSpan] | None] | None = None,
     ) -> list[TranscriptionResponse | Exception]:
         """Windows with the same options (language given, temperature 0.0) in one model call,
         with transcribe()'s safeguards; what this path leaves out: asr/batch_decode.py. An
@@ -118,7 +137,7 @@ class SpeechModel:
         spans: dict[int, list[SpeechSpan]] = {}
         for i, audio in enumerate(audios):
             try:
-                found = speech_spans(audio, threshold=self.settings.vad_threshold)
+                found = self.speech(audio, given[i] if given is not None else None)
             except Exception as exc:
                 out.append(exc)
                 continue
@@ -127,6 +146,7 @@ class SpeechModel:
                 spans[i] = found
         if spans:
             todo = list(spans)
+            self._called("batch", len(todo))
             raw = self.batch_decoder.decode(
                 [audios[i] for i in todo],
                 options,
@@ -141,13 +161,16 @@ class SpeechModel:
                 result.timing.inference_ms = _ms_since(started)
         return out
 
-    def draft(self, audio: np.ndarray, options: DecodeOptions) -> TranscriptionResponse:
+    def draft(
+        self, audio: np.ndarray, options: DecodeOptions, spans: list[SpeechSpan] | None = None
+    ) -> TranscriptionResponse:
         """The cheap pass for partials (asr/draft.py): text only, no word timestamps."""
         started = time.perf_counter()
         duration = audio.size / SAMPLE_RATE
-        spans = speech_spans(audio, threshold=self.settings.vad_threshold)
+        spans = self.speech(audio, spans)
         if not spans:
             return self._empty(options, duration, started)
+        self._called("draft", 1)
         text, language = draft_text(self.model, audio, options.language, self.languages)
         segments = (
             [

@@ -1,22 +1,27 @@
-"""HTTP and WebSocket endpoints of the worker."""
+"""HTTP endpoints of the worker: `POST /transcribe`, health, readiness and metrics."""
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile, WebSocket
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
-from starlette.websockets import WebSocketDisconnect
+from starlette.datastructures import UploadFile
 
-from asr.audio import SAMPLE_RATE, pcm16_to_float
-from asr.logs import get_logger
 from asr.scheduler import QueueFull
-from asr.schemas import MAX_BEAM_SIZE, DecodeOptions, Priority, ReadyResponse, TranscriptionResponse
-from asr.service import RequestError, TranscriptionService
+from asr.service import NotReady, TranscriptionService
+from asr.vad import as_spans
+from contracts.audio import AudioRejected
+from contracts.logs import get_logger
+from contracts.worker import (
+    FormError,
+    ReadyResponse,
+    TranscriptionResponse,
+    WorkerRequest,
+    from_form,
+)
 
 log = get_logger("asr.routes")
 router = APIRouter()
@@ -53,116 +58,59 @@ async def metrics(request: Request) -> Response:
     "/transcribe",
     response_model=TranscriptionResponse,
     responses={400: {}, 413: {}, 415: {}, 422: {}, 503: {}},
+    description="multipart form: `file` (an audio file, or raw PCM16 with format=pcm_s16le) "
+    "and the fields of contracts.worker (docs/protocol.md, worker API)",
 )
-async def transcribe(
-    request: Request,
-    service: Service,
-    file: Annotated[UploadFile, File(description="audio file, or raw PCM with format=pcm_s16le")],
-    format: Annotated[Literal["auto", "pcm_s16le"], Form()] = "auto",
-    sample_rate: Annotated[int, Form(ge=8000, le=48000)] = SAMPLE_RATE,
-    beam_size: Annotated[int, Form(ge=1, le=MAX_BEAM_SIZE)] = 5,
-    best_of: Annotated[int, Form(ge=1, le=MAX_BEAM_SIZE)] = 1,
-    language: Annotated[str | None, Form()] = None,
-    initial_prompt: Annotated[str | None, Form(max_length=2000)] = None,
-    hotwords: Annotated[str | None, Form(max_length=2000)] = None,
-    vad_filter: Annotated[bool, Form()] = False,
-    word_timestamps: Annotated[bool, Form()] = True,
-    temperature: Annotated[float | None, Form(ge=0.0, le=1.0)] = None,
-    priority: Annotated[Literal["final", "partial", "file"], Form()] = "final",
-) -> Response:
+async def transcribe(request: Request, service: Service) -> Response:
     started = time.perf_counter()
-    status, result, error = 200, None, None
+    status, result, error, request_fields = 200, None, None, None
     try:
-        options = DecodeOptions(
-            language=service.check_language(language),
-            beam_size=beam_size,
-            best_of=best_of,
-            temperature=temperature,
-            initial_prompt=initial_prompt,
-            hotwords=hotwords,
-            vad_filter=vad_filter,
-            word_timestamps=word_timestamps,
-        )
-        data = await file.read()
-        audio = await service.decode(data, format, sample_rate)
+        async with request.form() as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise FormError("file: a multipart field `file` holding the audio is required")
+            fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+            request_fields = from_form(fields, service.settings.languages)
+            data = await upload.read()
+        audio = await service.decode(data, request_fields.audio_format, request_fields.sample_rate)
         decode_ms = (time.perf_counter() - started) * 1000
-        result = await service.transcribe(audio, options, Priority[priority])
+        result = await service.transcribe(
+            audio, request_fields.options, request_fields.priority, _spans(request_fields)
+        )
         result.timing.decode_ms = round(decode_ms, 2)
         return JSONResponse(result.model_dump())
-    except RequestError as exc:
+    except FormError as exc:
+        status, error = 422, exc.message
+        return _error(422, exc.message, exc.code)
+    except AudioRejected as exc:
         status, error = exc.status, exc.message
-        headers = {"Retry-After": str(service.settings.retry_after_sec)} if status == 503 else None
-        return JSONResponse(
-            {"detail": exc.message, "code": exc.code}, status_code=exc.status, headers=headers
-        )
+        return _error(exc.status, exc.message, exc.code)
+    except NotReady as exc:
+        status, error = 503, str(exc)
+        return _error(503, str(exc), "not_ready", service.settings.retry_after_sec)
     except QueueFull as exc:
         status, error = 503, str(exc)
-        retry = str(service.settings.retry_after_sec)
-        return JSONResponse(
-            {"detail": f"worker busy: {exc}", "code": "busy"},
-            status_code=503,
-            headers={"Retry-After": retry},
-        )
+        return _error(503, f"worker busy: {exc}", "busy", service.settings.retry_after_sec)
     finally:
         service.metrics.requests.labels("transcribe", str(status)).inc()
         log.info(
             "transcribe",
             status=status,
             error=error,
-            priority=priority,
+            priority=request_fields.priority.name if request_fields else None,
+            spans_sent=request_fields.speech_spans is not None if request_fields else None,
             audio_sec=round(result.duration_sec, 3) if result else None,
-            language=result.language if result else language,
+            language=result.language if result else None,
             queue_ms=result.timing.queue_ms if result else None,
             inference_ms=result.timing.inference_ms if result else None,
             total_ms=round((time.perf_counter() - started) * 1000, 2),
         )
 
 
-@router.websocket("/ws")
-async def stream(websocket: WebSocket) -> None:
-    """Direct single-stream mode: PCM16 frames in, one transcription of all of it on `stop`."""
-    service: TranscriptionService = websocket.app.state.service
-    await websocket.accept()
-    buffer = bytearray()
-    max_bytes = int(service.settings.max_audio_sec * SAMPLE_RATE) * 2
-    try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            if message.get("bytes") is not None:
-                buffer += message["bytes"]
-                if len(buffer) > max_bytes:
-                    await websocket.send_json(
-                        {"event": "error", "code": "too_long", "message": "audio over the limit"}
-                    )
-                    await websocket.close(code=1009)
-                    return
-                continue
-            try:
-                event = json.loads(message.get("text") or "")
-                if not isinstance(event, dict) or event.get("event") != "stop":
-                    raise ValueError('expected {"event": "stop", ...}')
-                options = DecodeOptions(
-                    language=service.check_language(event.get("language")),
-                    beam_size=event.get("beam_size", 5),
-                    best_of=event.get("best_of", 1),
-                )
-            except (ValueError, ValidationError, RequestError) as exc:
-                await websocket.send_json(
-                    {"event": "error", "code": "bad_message", "message": str(exc)}
-                )
-                continue
-            usable = len(buffer) - len(buffer) % 2
-            result = await service.transcribe(
-                pcm16_to_float(bytes(buffer[:usable])), options, Priority.final
-            )
-            service.metrics.requests.labels("ws", "200").inc()
-            await websocket.send_json({"event": "result", **result.model_dump()})
-            await websocket.close(code=1000)
-            return
-    except WebSocketDisconnect:
-        return
-    except QueueFull as exc:
-        await websocket.send_json({"event": "error", "code": "busy", "message": str(exc)})
-        await websocket.close(code=1013)
+def _spans(request: WorkerRequest) -> list | None:
+    return None if request.speech_spans is None else as_spans(request.speech_spans)
+
+
+def _error(status: int, message: str, code: str, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"detail": message, "code": code}, status_code=status, headers=headers)

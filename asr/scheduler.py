@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from asr.schemas import Priority
+from contracts.worker import Priority
 
 T = TypeVar("T")
 

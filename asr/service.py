@@ -8,20 +8,23 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE, AudioDecodeError, decode_file, decode_pcm_s16le
+from asr.audio import AudioDecodeError, decode_file, decode_pcm_s16le
 from asr.batch_decode import N_FRAMES
 from asr.batcher import Done, MicroBatcher
 from asr.config import WorkerSettings
-from asr.logs import get_logger
 from asr.metrics import WorkerMetrics
 from asr.model import SpeechModel
 from asr.scheduler import PriorityScheduler, QueueFull
-from asr.schemas import DecodeOptions, Priority, TranscriptionResponse
+from asr.vad import SpeechSpan
+from contracts.audio import SAMPLE_RATE, AudioRejected, check_duration, require_bytes
+from contracts.logs import get_logger
+from contracts.worker import DecodeOptions, Priority, TranscriptionResponse
 
 log = get_logger(__name__)
 
 MAX_BATCHED_SAMPLES = N_FRAMES * SAMPLE_RATE // 100  # one 30 s encoder input, no seeking
-Payload = tuple[np.ndarray, DecodeOptions]
+Spans = list[SpeechSpan] | None  # None: the worker's own VAD decides
+Payload = tuple[np.ndarray, DecodeOptions, Spans]
 
 
 def batch_key(samples: int, options: DecodeOptions, priority: Priority) -> str | None:
@@ -39,14 +42,8 @@ def batch_key(samples: int, options: DecodeOptions, priority: Priority) -> str |
     return f"{priority.name}|{options.model_dump_json()}"
 
 
-class RequestError(Exception):
-    """A client mistake, with the HTTP status that names it."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
+class NotReady(Exception):
+    """The model is still loading (HTTP 503)."""
 
 
 class TranscriptionService:
@@ -85,32 +82,21 @@ class TranscriptionService:
         self._model = model
         if model is not None:
             model.batch_decoder.on_redo = self.metrics.pack_redone.inc
+            model.on_call = lambda path, inputs: self.metrics.model_calls.labels(path).inc(inputs)
 
     def _run_batch(self, payloads: list[Payload]) -> list[TranscriptionResponse | Exception]:
         """On a model thread; every payload of a batch has the same options (its key)."""
         assert self._model is not None
-        return self._model.transcribe_batch([audio for audio, _ in payloads], payloads[0][1])
+        audios = [audio for audio, _, _ in payloads]
+        return self._model.transcribe_batch(audios, payloads[0][1], [s for _, _, s in payloads])
 
     def _observe_batch(self, size: int, wait_sec: float) -> None:
         self.metrics.batch_size.observe(size)
         self.metrics.batch_wait.observe(wait_sec)
 
-    def check_language(self, language: str | None) -> str | None:
-        if language is None or language.strip().lower() in ("", "auto"):
-            return None
-        code = language.strip().lower()
-        if code not in self.settings.languages:
-            raise RequestError(
-                422,
-                f"language {language!r} is not allowed here; allowed: "
-                f"{', '.join(self.settings.languages)} (or omit it to detect)",
-                "invalid_language",
-            )
-        return code
-
     async def decode(self, data: bytes, audio_format: str, sample_rate: int) -> np.ndarray:
-        if not data:
-            raise RequestError(400, "empty file: no audio bytes were sent", "empty_audio")
+        """16 kHz float32 samples; AudioRejected (400, 413, 415) says why not."""
+        require_bytes(data)
         try:
             if audio_format == "pcm_s16le":
                 audio = await asyncio.to_thread(decode_pcm_s16le, data, sample_rate)
@@ -118,34 +104,23 @@ class TranscriptionService:
                 audio = await asyncio.to_thread(decode_file, data)
         except AudioDecodeError as exc:
             status = 400 if audio_format == "pcm_s16le" else 415
-            raise RequestError(status, str(exc), "bad_audio") from exc
-        if audio.size == 0:
-            raise RequestError(400, "cannot decode audio: no samples in the file", "bad_audio")
-        self.check_duration(audio.size)
+            raise AudioRejected(status, str(exc), "bad_audio") from exc
+        check_duration(audio.size, self.settings.max_audio_sec)
         return audio
 
-    def check_duration(self, samples: int) -> None:
-        seconds = samples / SAMPLE_RATE
-        if seconds > self.settings.max_audio_sec:
-            raise RequestError(
-                413,
-                f"audio is {seconds:.1f} s long; the limit is {self.settings.max_audio_sec:g} s",
-                "too_long",
-            )
-
     async def transcribe(
-        self, audio: np.ndarray, options: DecodeOptions, priority: Priority
+        self, audio: np.ndarray, options: DecodeOptions, priority: Priority, spans: Spans = None
     ) -> TranscriptionResponse:
         if self.model is None:
-            raise RequestError(503, "the model is still loading; retry shortly", "not_ready")
+            raise NotReady("the model is still loading; retry shortly")
         key = batch_key(audio.size, options, priority) if self.batcher else None
         queued = time.perf_counter()
         self.metrics.in_flight.inc()
         try:
             if key is not None and self.batcher is not None:
-                done = await self.batcher.submit(key, priority, (audio, options))
+                done = await self.batcher.submit(key, priority, (audio, options, spans))
             else:
-                done = await self._unbatched(audio, options, priority, queued)
+                done = await self._unbatched(audio, options, priority, spans, queued)
         finally:
             self.metrics.in_flight.dec()
             self.metrics.waiting.set(self.scheduler.waiting)
@@ -160,7 +135,7 @@ class TranscriptionService:
         return result
 
     async def _partial(
-        self, audio: np.ndarray, options: DecodeOptions, queued: float
+        self, audio: np.ndarray, options: DecodeOptions, spans: Spans, queued: float
     ) -> Done[TranscriptionResponse]:
         """The partial lane: one draft at a time beside the finals, never queued (a partial that
         would wait is stale by the time it runs)."""
@@ -172,23 +147,28 @@ class TranscriptionService:
             queue_sec = time.perf_counter() - queued
             loop = asyncio.get_running_loop()
             result = await loop.run_in_executor(
-                self._partial_executor, self._model.draft, audio, options
+                self._partial_executor, self._model.draft, audio, options, spans
             )
         finally:
             self._partial_busy = False
         return Done(result, queue_sec, 1, 0.0)
 
     async def _unbatched(
-        self, audio: np.ndarray, options: DecodeOptions, priority: Priority, queued: float
+        self,
+        audio: np.ndarray,
+        options: DecodeOptions,
+        priority: Priority,
+        spans: Spans,
+        queued: float,
     ) -> Done[TranscriptionResponse]:
         assert self._model is not None
         if priority is Priority.partial and self.settings.partial_lane:
-            return await self._partial(audio, options, queued)
+            return await self._partial(audio, options, spans, queued)
         self.metrics.waiting.set(self.scheduler.waiting)
         async with self.scheduler.slot(priority):
             queue_sec = time.perf_counter() - queued
             self.metrics.waiting.set(self.scheduler.waiting)
             self.metrics.queue.labels(priority.name).observe(queue_sec)
             run = self._model.draft if priority is Priority.partial else self._model.transcribe
-            result = await self.scheduler.execute(run, audio, options)
+            result = await self.scheduler.execute(run, audio, options, spans)
         return Done(result, queue_sec, 1, 0.0)

@@ -1,20 +1,22 @@
-"""Speech detection with the Silero VAD that faster-whisper ships (no download).
+"""The worker's own speech detection, for requests that bring no speech spans.
 
-Silero judges speech by its shape, not its level, so very quiet speech (peaks near -49 dBFS)
-still counts and loud noise does not: we never gate on a fixed energy threshold.
+The gateway runs one VAD per session and sends each window's speech spans with it, so its
+windows never come here. Direct callers (a file posted to `/transcribe`, the benchmark's
+baselines) get the Silero VAD that faster-whisper ships, with the same settings the gateway
+uses. Silero judges speech by its shape, not its level, so very quiet speech (peaks near
+-49 dBFS) still counts and loud noise does not: nothing gates on a fixed energy threshold.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
+from contracts.audio import SAMPLE_RATE
 
 
-@dataclass(frozen=True)
-class SpeechSpan:
+class SpeechSpan(NamedTuple):
     start: float  # seconds
     end: float
 
@@ -37,6 +39,10 @@ def speech_spans(
     )
     stamps = get_speech_timestamps(audio, options, sampling_rate=SAMPLE_RATE)
     return [SpeechSpan(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
+
+
+def as_spans(pairs: list[tuple[float, float]]) -> list[SpeechSpan]:
+    return [SpeechSpan(float(a), float(b)) for a, b in pairs]
 
 
 def total_speech(spans: list[SpeechSpan]) -> float:

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from api.processes import ManagedProcess, free_port, gateway_process, worker_process
 from bench.resources import pid_listening_on
+from launcher.processes import ManagedProcess, free_port, gateway_process, worker_process
 
 
 class StackUnavailable(RuntimeError):
@@ -158,7 +158,7 @@ def stub_stack(sleep_ms: float, log_dir: Path, gateway_env: dict[str, str] | Non
 
 def _nginx(stack: Stack, log_dir: Path) -> str:
     try:
-        from api.nginx_config import nginx_process
+        from launcher.nginx import nginx_process
     except ImportError as exc:
         raise StackUnavailable("more than one worker needs the NGINX upstream") from exc
     try:

@@ -17,7 +17,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asr.schemas import ReadyResponse, Segment, TranscriptionResponse, Word
+from contracts.worker import ReadyResponse, Segment, TranscriptionResponse, Word
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -1,11 +1,12 @@
-"""Read any audio file as 16 kHz mono PCM16 bytes (PyAV when installed, else WAV only)."""
+"""Read any audio file as 16 kHz mono PCM16 bytes (through faster-whisper's PyAV decoder when it
+is installed, else 16 kHz mono WAV only)."""
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
 
-import numpy as np
+from contracts.audio import float_to_pcm16
 
 
 def read_audio_pcm16(path: str | Path) -> bytes:
@@ -19,4 +20,4 @@ def read_audio_pcm16(path: str | Path) -> bytes:
                 ) from None
             return wav.readframes(wav.getnframes())
     audio = decode_audio(str(path), sampling_rate=16000)
-    return (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return float_to_pcm16(audio).tobytes()

@@ -2,10 +2,12 @@
 
 It keeps the audio from the last `committed_offset` on. When the connection drops it reconnects
 (with backoff) and resumes the session; the gateway says from which offset it needs audio again.
-When the gateway no longer knows the session (it restarted), a new session continues the same
-timeline from the committed offset; the audio just before it (from a word's start, at most
-CONTEXT_SEC) goes along as `context_samples`, so the model hears the new session's first words
-as the lost session would have. No audio is lost and no transcript is delivered twice.
+When the gateway no longer knows the session (it restarted), or ends it before it has all the
+audio (it is shutting down: `end`, then close 1001, as a Kubernetes pod that drains), a new
+session continues the same timeline from the committed offset; the audio just before it (from a
+word's start, at most CONTEXT_SEC) goes along as `context_samples`, so the model hears the new
+session's first words as the lost session would have. No audio is lost and no transcript is
+delivered twice.
 Audio must be 16 kHz mono PCM16 here (offsets then map to bytes directly).
 """
 
@@ -50,6 +52,7 @@ class ResilientStream:
         self._base = 0  # sample offset of self._audio[0]
         self._produced = 0  # samples the source has produced
         self._source_done = False
+        self._stop_sent = False  # in this session
         self._session_id: str | None = None
         self._committed = 0
         self._word_starts: deque[int] = deque()  # samples, of the words received lately
@@ -175,6 +178,7 @@ class ResilientStream:
                 position += len(chunk) // BYTES_PER_SAMPLE
                 continue
             if self._source_done:
+                self._stop_sent = True
                 await ws.send(json.dumps({"event": "stop"}))
                 return
             self._more.clear()
@@ -196,7 +200,23 @@ class ResilientStream:
             self.on_event(event)
         if kind == "error" and event.get("fatal") and event.get("code") in FATAL_FOR_GOOD:
             raise ConnectionError(f"{event['code']}: {event.get('message')}")
-        return kind == "end"
+        return kind == "end" and self._finished(event)
+
+    def _finished(self, end: dict[str, Any]) -> bool:
+        """True for the `end` of the whole stream. False when the gateway ended the session
+        before it had all the audio (shutting down, it finished the windows it had and closes
+        with 1001): what it transcribed is final, the rest goes to a new session on the same
+        timeline through the next connection."""
+        transcribed = end.get("summary", {}).get("transcribed_sec")
+        if transcribed is None:
+            return True
+        offset = round(float(transcribed) * RATE)
+        if self._stop_sent and offset >= self._produced - RATE // 10:
+            return True
+        self._commit(offset)
+        self._session_id = None
+        self._stop_sent = False
+        return False
 
     def _commit(self, offset: int) -> None:
         """Audio before `offset` is final: forget it, except the last CONTEXT_SEC (context for

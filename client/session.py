@@ -88,11 +88,3 @@ async def connect(url: str, **start: Any) -> AsyncIterator[StreamingSession]:
             if first.get("event") == "error":
                 raise SessionError(f"{first.get('code')}: {first.get('message')}")
         yield StreamingSession(ws, first)
-
-
-def transcript_text(events: list[dict[str, Any]], channel: int | None = None) -> str:
-    return " ".join(
-        e["text"]
-        for e in events
-        if e.get("event") == "transcript" and (channel is None or e.get("channel", 0) == channel)
-    ).strip()

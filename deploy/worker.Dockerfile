@@ -18,6 +18,7 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY contracts ./contracts
 COPY asr ./asr
 RUN pip install ".[worker]"
 COPY deploy/fetch_model.py ./deploy/fetch_model.py

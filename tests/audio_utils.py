@@ -7,6 +7,8 @@ import wave
 
 import numpy as np
 
+from contracts.audio import float_to_pcm16
+
 SR = 16_000
 
 
@@ -28,7 +30,7 @@ def tone(seconds: float, freq: float = 440.0, dbfs: float = -20.0) -> np.ndarray
 
 
 def to_pcm16(audio: np.ndarray) -> bytes:
-    return (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+    return float_to_pcm16(audio).tobytes()
 
 
 def wav_bytes(audio: np.ndarray, rate: int = SR, channels: int = 1) -> bytes:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from api.processes import ManagedProcess, free_port, gateway_process, worker_process
 from bench.scoring import Clip, load_manifest
+from launcher.processes import ManagedProcess, free_port, gateway_process, worker_process
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import websockets
 
-from api.events import server_event
+from contracts.events import server_event
 
 
 def check_event(raw: str | bytes) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import bisect
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE
+from contracts.audio import SAMPLE_RATE
 
 CHUNK = 512  # samples per scored chunk (32 ms at 16 kHz)
 CONTEXT = 64  # samples of the previous chunk the model sees with each chunk

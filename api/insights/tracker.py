@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from api.events import ChannelInsights, InsightsEvent, TranscriptEvent
 from api.insights.base import InsightsInput, InsightsProvider, ProviderError, ProviderResult
 from api.insights.speech import SpeechMeter
 from api.insights.text import KeywordCounter
 from api.vad_stream import StreamingVad
-from asr.audio import SAMPLE_RATE
-from asr.logs import get_logger
+from contracts.audio import SAMPLE_RATE
+from contracts.events import ChannelInsights, InsightsEvent, TranscriptEvent
+from contracts.logs import get_logger
 
 log = get_logger("api.insights")
 

@@ -18,7 +18,7 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     """Ready when the worker pool answers its own /ready (through NGINX: any one worker)."""
     state = request.app.state
-    ok = await state.asr.ready()
+    ok = await state.pool.ready()
     body = {
         "status": "ready" if ok else "waiting for workers",
         "upstream": state.settings.upstream_url,

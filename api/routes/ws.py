@@ -8,7 +8,7 @@ from fastapi import APIRouter, WebSocket
 from api.auth import SUBPROTOCOL, offered_subprotocols
 from api.connection import CLOSE_POLICY, Connection
 from api.dependencies import authenticate, origin_allowed
-from api.events import ErrorCode, ErrorEvent
+from contracts.events import ErrorCode, ErrorEvent
 
 router = APIRouter()
 

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.processes import ManagedProcess
+from contracts.audio import float_to_pcm16
+from launcher.processes import ManagedProcess
 from tests.conftest import ARTIFACTS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -92,7 +93,7 @@ def shots() -> Path:
 
 
 def write_wav(path: Path, audio: np.ndarray, rate: int) -> Path:
-    pcm = (np.clip(audio, -1, 32767 / 32768) * 32768).astype("<i2")
+    pcm = float_to_pcm16(audio)
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from api.processes import ManagedProcess, free_port
 from bench.scoring import Clip
+from launcher.processes import ManagedProcess, free_port
 from tests.e2e.conftest import (
     LEAD_SEC,
     Launch,

@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.config import GatewaySettings
-from api.events import ErrorCode
 from api.main import create_app
-from api.processes import ManagedProcess
 from bench.scoring import Clip, wer
+from contracts.events import ErrorCode
+from launcher.processes import ManagedProcess
+from tests.baseline import check_wer, words_in
 from tests.e2e.conftest import (
     DESKTOP,
     PHONE,
@@ -390,6 +391,7 @@ def test_downsampler_is_band_limited(gateway: ManagedProcess, launch: Launch) ->
         assert measured["diff"] < 1e-5, (rate, measured["diff"])
 
 
+@pytest.mark.baseline
 @pytest.mark.browser
 @pytest.mark.timeout(90)
 def test_upload_file_then_copy_and_download(
@@ -423,7 +425,8 @@ def test_upload_file_then_copy_and_download(
     )
     assert page.evaluate("document.getElementById('upload-progress').value") == 100
     text = final_text(page)
-    assert wer(whole_file_text(clip_id), text) <= 0.1, text
+    whole = whole_file_text(clip_id)
+    check_wer(f"page/upload/{clip_id}-vs-whole-file", wer(whole, text), words_in(whole))
     headers = requests[0].all_headers()
     assert headers["authorization"] == "Bearer demo-key_123"
     assert "multipart/form-data" in headers["content-type"]

@@ -12,14 +12,16 @@ import httpx
 import numpy as np
 import pytest
 
-from api.processes import ManagedProcess, free_port, worker_process
-from asr.audio import decode_file, float_to_pcm16
+from asr.audio import decode_file
 from asr.config import WorkerSettings
 from asr.metrics import WorkerMetrics
 from asr.model import SpeechModel
-from asr.schemas import DecodeOptions, Priority
 from asr.service import TranscriptionService
 from bench.scoring import wer
+from contracts.audio import float_to_pcm16
+from contracts.worker import DecodeOptions, Priority
+from launcher.processes import ManagedProcess, free_port, worker_process
+from tests.baseline import check_wer, words_in
 from tests.metrics_utils import scrape, value
 
 pytestmark = pytest.mark.timeout(120)
@@ -61,6 +63,7 @@ def post_pcm(url: str, audio: np.ndarray, **form: object) -> dict:
     return response.json()
 
 
+@pytest.mark.baseline
 def test_batch_of_four_equals_batch_of_one(model: SpeechModel, audios) -> None:
     """Greedy: identical text and word times; beam 5: within 1 WER point (measured: identical
     too on these clips). The batch-1 path itself matches SpeechModel.transcribe on 23 of 24
@@ -78,9 +81,11 @@ def test_batch_of_four_equals_batch_of_one(model: SpeechModel, audios) -> None:
     together = model.transcribe_batch(audios, beam)
     alone = [model.transcribe_batch([a], beam)[0] for a in audios]
     refs = [r.text for r in alone]  # type: ignore[union-attr]
-    assert wer(refs, [r.text for r in together]) <= 0.01  # type: ignore[union-attr]
+    together_text = [r.text for r in together]  # type: ignore[union-attr]
+    check_wer("worker/batched-beam5-vs-alone", wer(refs, together_text), words_in(refs))
 
 
+@pytest.mark.baseline
 def test_packed_windows_keep_their_own_words(manifest, audios) -> None:
     """Packing (the CPU lever, opt-in): four clips share two 30 s inputs; their text stays
     close to the human references (measured 1.4% WER, the same as unpacked) and every word
@@ -95,7 +100,7 @@ def test_packed_windows_keep_their_own_words(manifest, audios) -> None:
         duration = audio.size / 16000
         for word in (w for s in result.segments for w in s.words):
             assert 0.0 <= word.start <= word.end <= duration + 0.01
-    assert wer(refs, hyps) <= 0.05, hyps
+    check_wer("worker/packed-4-clips", wer(refs, hyps), words_in(refs))
 
 
 async def test_mixed_options_and_a_bad_input_in_one_batch(model: SpeechModel, audios) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from api.processes import ManagedProcess
 from bench.__main__ import QUICK_CLIP, main
 from bench.capacity import run_capacity
+from launcher.processes import ManagedProcess
 
 
 def test_quick_run_against_the_stack(gateway: ManagedProcess, manifest, tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ import time
 import httpx
 import pytest
 
-from api.processes import free_port, gateway_process, worker_process
 from bench.scoring import wer
 from client.resilient import ResilientStream
+from launcher.processes import free_port, gateway_process, worker_process
 from tests.audio_utils import read_wav, to_pcm16, wav_bytes
+from tests.metrics_utils import scrape, value
 from tests.ws_utils import run_session, text_of
 
 CLIP = "fleurs-pt-000"  # 17.8 s
@@ -140,7 +141,8 @@ def test_gateway_restart_mid_session(worker, log_dir, manifest, uninterrupted) -
         first.stop()
         second.stop()
     assert len(stream.sessions) == 2
-    assert any(e.get("code") == "resume_unknown" for e in stream.events) or stream.reconnects
+    # started, tried to resume on the new gateway (which answered resume_unknown), started anew
+    assert ["resume" in start for start in stream.starts_sent] == [False, True, False]
     # the new session heard the committed audio before its timeline as context
     fresh = stream.starts_sent[-1]
     assert "resume" not in fresh and fresh["timeline_offset"] > 0, fresh
@@ -194,10 +196,11 @@ def test_sigterm_finishes_sessions_with_1001(worker, log_dir, manifest) -> None:
         async with websockets.connect(ws(gateway), ping_interval=None) as conn:
             await conn.send(json.dumps({"event": "start", "language": "pt"}))
             await conn.send(audio)
-            await asyncio.sleep(0.5)
+            events = [json.loads(await conn.recv())]
+            while not (events[-1]["event"] == "ack" and events[-1]["received_offset"] > 0):
+                events.append(json.loads(await conn.recv()))  # the gateway has the audio
             assert gateway.proc is not None
             gateway.proc.send_signal(signal.SIGTERM)
-            events = []
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 while True:
                     events.append(json.loads(await conn.recv()))
@@ -214,7 +217,7 @@ def test_sigterm_finishes_sessions_with_1001(worker, log_dir, manifest) -> None:
     assert time.monotonic() - started < 25
 
 
-def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest) -> None:
+def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest, whole_file_text) -> None:
     """SIGTERM while a worker transcribes: it stops accepting, answers the request it has, and
     exits cleanly."""
     worker = worker_process(free_port(), log_dir=log_dir, name="worker-sigterm").start()
@@ -227,9 +230,14 @@ def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest) -> Non
             f"{worker.url}/transcribe", files=files, data={"language": "pt"}, timeout=120
         )
 
+    def in_flight() -> float:
+        return value(scrape(worker.url), "asr_worker_in_flight")
+
     async def go() -> httpx.Response:
         request = asyncio.create_task(asyncio.to_thread(transcribe))
-        await asyncio.sleep(0.5)  # the request is in
+        deadline = time.monotonic() + 30
+        while await asyncio.to_thread(in_flight) < 1:  # until the request is in
+            assert time.monotonic() < deadline, "the request never reached the worker"
         assert worker.proc is not None
         worker.proc.send_signal(signal.SIGTERM)
         return await request
@@ -241,7 +249,6 @@ def test_worker_sigterm_finishes_the_request_in_flight(log_dir, manifest) -> Non
     finally:
         worker.stop()
     assert response.status_code == 200, response.text
-    text = response.json()["text"]
-    # the whole clip, not a cut-off part: WER like any other run of this clip (measured ~15%)
-    assert wer(manifest[CLIP].reference_text, text) < 0.4, text
+    # the whole clip, not a cut-off part: the same text as any other worker gives for it
+    assert response.json()["text"] == whole_file_text(CLIP)
     assert exit_code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its shutdown

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from api.processes import ManagedProcess, free_port, gateway_process
+from launcher.processes import ManagedProcess, free_port, gateway_process
 from tests.metrics_utils import scrape, value
 from tests.ws_utils import check_event
 

@@ -5,21 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from api.processes import free_port, worker_process
 from bench.scoring import wer
-
-
-def _cuda_devices() -> int:
-    try:
-        import ctranslate2
-
-        return ctranslate2.get_cuda_device_count()
-    except Exception:
-        return 0
+from launcher.processes import free_port, worker_process
+from tests.gpu import cuda_devices
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(_cuda_devices() == 0, reason="no CUDA device visible")
+@pytest.mark.skipif(cuda_devices() == 0, reason="no CUDA device visible")
 def test_worker_on_gpu_uses_int8_float16(manifest, log_dir) -> None:
     port = free_port()
     proc = worker_process(port, env={"ASR_WORKER_DEVICE": "auto"}, log_dir=log_dir).start()

@@ -12,7 +12,7 @@ import pytest
 import websockets
 
 from api.auth import digest
-from api.processes import ManagedProcess, free_port, gateway_process
+from launcher.processes import ManagedProcess, free_port, gateway_process
 from tests.audio_utils import read_wav, silence, to_pcm16, wav_bytes
 from tests.ws_utils import check_event
 
@@ -249,3 +249,54 @@ def test_client_that_stops_reading_is_closed_and_can_resume(worker, log_dir) -> 
     assert code == 1008
     assert resumed["event"] == "ready" and resumed["resumed"] is True
     assert 'asr_errors_total{kind="slow_consumer"} 1.0' in metrics
+
+
+def test_keys_never_reach_either_services_logs(worker, log_dir, manifest) -> None:
+    """A key in a query string, an Authorization header and a `bearer.<key>` subprotocol, to
+    the gateway (WebSocket and HTTP) and to a worker, at debug level: neither log holds it.
+    uvicorn logs a WebSocket's path with its query (the stdlib logger's path: redacted)."""
+    secret = "sk-never-log-me-0123"
+    gateway = start_gateway(
+        worker,
+        log_dir,
+        "gateway-keys",
+        ASR_AUTH_REQUIRED="true",
+        ASR_API_KEYS=digest(secret),
+        ASR_LOG_LEVEL="DEBUG",
+    )
+    try:
+
+        async def sessions() -> None:
+            for kwargs, query in (
+                ({"subprotocols": ["asr.v1", f"bearer.{secret}"]}, ""),
+                ({"additional_headers": {"Authorization": f"Bearer {secret}"}}, ""),
+                ({}, f"?api_key={secret}"),
+            ):
+                ws, event = await _open(ws_url(gateway, query), **kwargs)
+                assert event["event"] == "ready", event
+                await ws.send(json.dumps({"event": "stop"}))
+                assert [check_event(m)["event"] async for m in ws][-1] == "end"
+
+        asyncio.run(sessions())
+        audio = {"file": ("a.wav", manifest["ufpalign-m-001"].path.read_bytes())}
+        url = f"{gateway.url}/v1/audio/transcriptions"
+        assert (
+            httpx.post(
+                url, files=audio, headers={"Authorization": f"Bearer {secret}"}, timeout=60
+            ).status_code
+            == 200
+        )
+        assert httpx.post(f"{url}?api_key={secret}", files=audio, timeout=60).status_code == 200
+        for headers, query in (
+            ({"Authorization": f"Bearer {secret}"}, ""),
+            ({}, f"?api_key={secret}"),
+        ):
+            response = httpx.post(
+                f"{worker.url}/transcribe{query}", files=audio, headers=headers, timeout=60
+            )
+            assert response.status_code == 200
+    finally:
+        gateway.stop()
+    gateway_log, worker_log = gateway.log_text(), worker.log_text()
+    assert secret not in gateway_log and secret not in worker_log
+    assert "api_key=[redacted]" in gateway_log  # the query string was logged, redacted

@@ -12,9 +12,9 @@ import time
 import numpy as np
 import pytest
 
-from api.local_stack import start_stack
-from api.processes import free_port
 from bench.resources import Sampler, rss_bytes
+from launcher.local_stack import start_stack
+from launcher.processes import free_port
 from tests.audio_utils import read_wav, to_pcm16
 from tests.metrics_utils import scrape, value
 from tests.ws_utils import run_session

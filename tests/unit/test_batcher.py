@@ -12,8 +12,9 @@ import pytest
 from asr.batch_decode import RawSegment, RawWord, coverage, plan_inputs
 from asr.batcher import MicroBatcher
 from asr.scheduler import PriorityScheduler, QueueFull
-from asr.schemas import DecodeOptions, Priority
 from asr.service import MAX_BATCHED_SAMPLES, batch_key
+from contracts.worker import DecodeOptions, Priority
+from tests.async_utils import settle
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -76,8 +77,7 @@ async def test_requests_queued_behind_a_call_share_the_next_one() -> None:
     batcher, seen = make(model)
     first = await busy_then(batcher, model)
     later = [asyncio.create_task(batcher.submit("k", Priority.final, p)) for p in "abcd"]
-    await asyncio.sleep(0.02)
-    assert batcher.pending == 4
+    await settle(lambda: batcher.pending == 4)
     model.hold.set()
     done = await asyncio.gather(first, *later)
     assert [d.result for d in done] == ["FIRST", "A", "B", "C", "D"]
@@ -95,7 +95,7 @@ async def test_groups_by_key_and_respects_max_batch() -> None:
         asyncio.create_task(batcher.submit(key, Priority.final, payload))
         for key, payload in [("en", "e1"), ("pt", "p1"), ("en", "e2"), ("en", "e3"), ("pt", "p2")]
     ]
-    await asyncio.sleep(0.02)
+    await settle(lambda: batcher.pending == 5)
     model.hold.set()
     results = await asyncio.gather(first, *jobs)
     assert [d.result for d in results[1:]] == ["E1", "P1", "E2", "E3", "P2"]
@@ -116,7 +116,7 @@ async def test_finals_go_before_file_pieces() -> None:
             (Priority.final, "w2"),
         ]
     ]
-    await asyncio.sleep(0.02)
+    await settle(lambda: batcher.pending == 4)
     model.hold.set()
     await asyncio.gather(first, *jobs)
     assert model.calls == [["first"], ["w1", "w2"], ["f1", "f2"]]
@@ -130,7 +130,7 @@ async def test_a_failing_input_fails_alone() -> None:
         asyncio.create_task(batcher.submit("k", Priority.final, p))
         for p in ["a", "bad", "err", "b"]
     ]
-    await asyncio.sleep(0.02)
+    await settle(lambda: batcher.pending == 4)
     model.hold.set()
     results = await asyncio.gather(first, *jobs, return_exceptions=True)
     assert results[1].result == "A" and results[4].result == "B"
@@ -162,7 +162,7 @@ async def test_queue_limit_and_cancellation_leave_nothing_behind() -> None:
     batcher, _ = make(model, limit=1)
     first = await busy_then(batcher, model)
     waiting = asyncio.create_task(batcher.submit("k", Priority.final, "w"))
-    await asyncio.sleep(0.01)
+    await settle(lambda: batcher.pending == 1)
     with pytest.raises(QueueFull):
         await batcher.submit("k", Priority.final, "over")
     assert batcher.pending == 1

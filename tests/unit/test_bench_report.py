@@ -7,12 +7,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-from asr.schemas import TranscriptionResponse
-from bench.capacity import audio_buffer_bytes
 from bench.report import BEGIN, END, publish, render, write_report
 from bench.scoring import Clip
 from bench.stub_worker import response_for
 from bench.throughput import passes, plan
+from contracts.worker import TranscriptionResponse
 
 
 def dist(p50: float, p95: float, values: list[float] | None = None) -> dict[str, Any]:
@@ -138,7 +137,3 @@ def test_plan_spreads_clips_offsets_and_starts() -> None:
     assert all(0 <= p.offset_sec <= 55.0 for p in planned if p.clip.id == "a")
     assert [p.duration_sec for p in planned] == [30.0, 10.0, 30.0, 10.0]
     assert len({p.delay_sec for p in planned}) == 4
-
-
-def test_audio_buffer_estimate() -> None:
-    assert 100_000 < audio_buffer_bytes() < 5_000_000

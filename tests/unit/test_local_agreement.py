@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from api.local_agreement import HypothesisBuffer
-from asr.schemas import Word
+from api.core.local_agreement import HypothesisBuffer
+from contracts.worker import Word
 
 
 def hyp(text: str, start: float = 0.0, step: float = 0.5) -> list[Word]:

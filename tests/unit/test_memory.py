@@ -1,4 +1,4 @@
-"""The malloc settings a process re-executes itself with (asr/memory.py)."""
+"""The malloc settings a process re-executes itself with (contracts/process.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from asr import memory
+from contracts import process as memory
 
 
 def test_reexecs_once_with_the_missing_settings(monkeypatch: pytest.MonkeyPatch) -> None:

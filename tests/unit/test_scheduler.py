@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from asr.scheduler import PriorityScheduler, QueueFull
-from asr.schemas import Priority
+from contracts.worker import Priority
 
 
 async def test_waiters_are_served_by_priority_then_arrival() -> None:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.audio_input import ALAW, MULAW, EdgeDecoder
-from api.audio_track import AudioTrack
-from api.windowing import CutPlan, choose_cut, frame_db, quiet_runs, quiet_threshold
-from asr.textguard import repeated_tail_start
+from api.core.track import AudioTrack
+from api.core.windowing import (
+    Cut,
+    CutPlan,
+    choose_cut,
+    frame_db,
+    quiet_runs,
+    quiet_threshold,
+)
+from contracts.audio import float_to_pcm16
+from contracts.words import repeated_tail_start
 
 PLAN = CutPlan(min_frames=200, search_frames=50, max_frames=400, pause_frames=15)
 LOUD, QUIET = -20.0, -70.0
@@ -25,15 +35,35 @@ def test_waits_for_min_window() -> None:
 def test_cuts_half_a_pause_into_the_first_pause_after_min() -> None:
     db = energies((150, LOUD), (20, QUIET), (55, LOUD), (20, QUIET))
     # the pause before 2.0 s does not count; the one from 225 does, and it is enough
-    assert choose_cut(db, -45, PLAN) == 232
+    assert choose_cut(db, -45, PLAN) == Cut(at=232, needed=240)
 
 
 def test_cut_does_not_depend_on_how_much_of_the_pause_has_arrived() -> None:
     head = energies((150, LOUD), (20, QUIET), (55, LOUD))
     cuts = {
-        choose_cut(np.concatenate((head, energies((n, QUIET)))), -45, PLAN) for n in (15, 20, 25)
+        choose_cut(np.concatenate((head, energies((n, QUIET)), tail)), -45, PLAN)
+        for n in (15, 20, 25)
+        for tail in (np.zeros(0, np.float32), energies((300, LOUD)))
     }
-    assert cuts == {232}
+    assert cuts == {Cut(232, 240)}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    levels=st.lists(st.sampled_from([LOUD, QUIET, -44.0, -46.0]), min_size=150, max_size=500),
+    extra=st.integers(min_value=1, max_value=300),
+)
+def test_more_audio_than_needed_decides_the_same(levels: list[float], extra: int) -> None:
+    """The cut depends on the audio alone: once a decision is known, more pending audio (a
+    late look, a fast client) never changes it, unless the pool is behind."""
+    db = np.repeat(np.array(levels, dtype=np.float32), 2)
+    for n in range(PLAN.min_frames, db.size - extra, 7):
+        cut = choose_cut(db[:n], -45, PLAN)
+        if cut is not None:
+            assert cut.needed <= n
+            assert choose_cut(db[: n + extra], -45, PLAN) == cut
+            assert choose_cut(db[: cut.needed], -45, PLAN) == cut
+            break
 
 
 def test_short_dips_are_not_pauses_and_search_waits() -> None:
@@ -44,12 +74,15 @@ def test_short_dips_are_not_pauses_and_search_waits() -> None:
 def test_no_pause_cuts_at_quietest_100ms_when_search_ends() -> None:
     db = energies((200, LOUD), (50, LOUD))
     db[230:240] = -35.0  # quieter, but not a pause
-    assert choose_cut(db, -45, PLAN) == 235
+    assert choose_cut(db, -45, PLAN) == Cut(235, 250)
 
 
 def test_behind_prefers_the_last_pause_up_to_max() -> None:
     db = energies((220, LOUD), (20, QUIET), (100, LOUD), (20, QUIET), (100, LOUD))
-    assert choose_cut(db, -45, PLAN) == 347  # 460 frames pending: the pool is behind
+    # 460 frames pending and the pool slower than real time: one long window
+    assert choose_cut(db, -45, PLAN, behind=True) == Cut(347, 460)
+    # the same pending audio with a pool that keeps up (a client sending fast): the first pause
+    assert choose_cut(db, -45, PLAN) == Cut(227, 235)
 
 
 def test_threshold_is_relative_to_the_speaker() -> None:
@@ -92,7 +125,7 @@ def test_released_track_frees_its_samples_and_keeps_its_offsets() -> None:
     assert track.received == received and track.pending == 0
     assert track.audio(1000, received).size == 0
     assert track._pcm.nbytes == 0 and track.pending_db.size == 0
-    assert track.recent_db().size == 0 and track.arrival_of(received - 1) is None
+    assert track.arrival_of(received - 1) is None
 
 
 def test_decoder_keeps_partial_samples_for_the_next_frame() -> None:
@@ -172,7 +205,7 @@ def test_edge_conversion_is_transparent(encoding: str, rate: int) -> None:
     original = (0.1 * band_limited / np.std(band_limited)).astype(np.float32)
     sent = soxr.resample(original, 16000, rate, "VHQ").astype(np.float32)
     if encoding == "pcm_s16le":
-        raw = (np.clip(sent, -1, 32767 / 32768) * 32768).astype("<i2").tobytes()
+        raw = float_to_pcm16(sent).tobytes()
         width = 2
     else:
         raw = sent.astype("<f4").tobytes()

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from asr.config import WorkerSettings
 from asr.embedded_model import DEFAULT_MODEL_DIR, ModelIntegrityError, verify
-from asr.languages import parse_language_list
+from contracts.languages import parse_language_list
 
 
 def test_compute_type_follows_device(monkeypatch: pytest.MonkeyPatch) -> None:
