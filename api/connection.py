@@ -105,6 +105,8 @@ class Connection:
                 if message["type"] == "websocket.disconnect":
                     abnormal = message.get("code", 1005) not in (CLOSE_NORMAL, CLOSE_GOING_AWAY)
                     break
+                if self._stopped:
+                    break  # the server is ending the session (shutdown): it sends `end` itself
                 if message.get("bytes") is not None:
                     self._on_audio(message["bytes"])
                 elif message.get("text") is not None:
@@ -120,12 +122,18 @@ class Connection:
         finally:
             watchdog.cancel()
             self.registry.connections.discard(self)
-            await self._release(abnormal or self._slow)
-            if not self._closed:
-                self._closed = True
-                self._outbox.put_nowait(_Close(CLOSE_NORMAL))
+            # a stop (the client's, a limit's or a draining server's) finishes the session and
+            # closes the socket itself, maybe still now, in another task: only wait for it
+            wait = 5.0
+            if self._stopped:
+                wait += self.settings.shutdown_timeout_sec
+            else:
+                await self._release(abnormal or self._slow)
+                if not self._closed:
+                    self._closed = True
+                    self._outbox.put_nowait(_Close(CLOSE_NORMAL))
             try:
-                await asyncio.wait_for(writer, timeout=5)
+                await asyncio.wait_for(writer, timeout=wait)
             except (TimeoutError, WebSocketDisconnect, RuntimeError):
                 writer.cancel()
 

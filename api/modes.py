@@ -18,20 +18,24 @@ PARTIAL_BUSY_RETRY_SEC = 0.1  # the worker turned a partial away: look again soo
 
 
 async def run_channel(session: Session, index: int) -> None:
-    """Final windows of one channel, one at a time, in order, until the session is done."""
+    """Final windows of one channel, one at a time, in order, until the session is done. The
+    VAD scores what arrived before every decision."""
     core, wake, vad = session.core, session.wakes[index], session.vads[index]
     channel = core.channels[index]
     while True:
         if vad is not None:
             await vad.update(channel.track)
         step = core.poll(index, time.monotonic())
-        while True:
-            _deliver(session, step)
-            if step.request is None:
-                break
+        _deliver(session, step)
+        while step.request is not None:  # the window, and its retry without context if any
             step = await _ask(session, step.request)
+            _deliver(session, step)
         if step.done:
+            if vad is not None:  # the insights meter hears every chunk, the last ones too
+                await vad.update(channel.track)
             return
+        if step.committed:
+            continue  # a window came back: there may be more to do at once
         await wake.wait()
         wake.clear()
 

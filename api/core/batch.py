@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.core.channel import ChannelCore
+from api.core.channel import ChannelCore, pool_seconds
 from api.core.steps import Step, WindowRequest
 from api.core.windowing import FRAME_SAMPLES, CutPlan, choose_cut, quiet_threshold
 from contracts.audio import SAMPLE_RATE
@@ -55,6 +55,7 @@ class _Job:
     cut_at: float
     behind: bool
     alone: bool = False
+    pool_sec: float = 0.0  # what its requests cost at the worker
 
 
 class BatchPolicy(ChannelCore):
@@ -150,6 +151,7 @@ class BatchPolicy(ChannelCore):
     ) -> Step:
         job = self._job
         assert job is not None
+        job.pool_sec += pool_seconds(result)
         words = self._after(result, request.start, job.since)
         empty = (
             request.purpose == "window"
@@ -214,7 +216,7 @@ class BatchPolicy(ChannelCore):
             span, f"audio {span.start:.2f}-{span.end:.2f} s failed: {message}"
         )
         return Step(list(events)).then(
-            self._finish(job, job.end, now, to_pool=True, endpoint=False)
+            self._finish(job, job.end, now, to_pool=False, endpoint=False)
         )
 
     def _finish(
@@ -224,7 +226,7 @@ class BatchPolicy(ChannelCore):
         self.meter.transcribed((offset - job.since) / SAMPLE_RATE)
         self.meter.window_done(now - job.cut_at)
         if to_pool:
-            self.observe_load(job.end - job.since, now - job.cut_at)
+            self.observe_load(job.end - job.since, job.pool_sec)
         self.track.forget_arrivals_before(self.committed_offset)
         step = Step(committed=True)
         if endpoint and job.final and job.endpoint is not None:

@@ -43,6 +43,12 @@ BEHIND_LOAD = 1.1
 KEPT_UP_LOAD = 0.9
 
 
+def pool_seconds(result: TranscriptionResponse) -> float:
+    """What a request cost at the worker: its wait for the model and its model time."""
+    timing = result.timing
+    return (timing.queue_ms + timing.inference_ms + timing.decode_ms) / 1000
+
+
 class ChannelCore:
     def __init__(
         self,
@@ -84,6 +90,7 @@ class ChannelCore:
         starts = sorted(context_word_starts) or ([begin] if context else [])
         self._word_starts: deque[int] = deque(starts)
         self._last_word = ""
+        self._last_start = 0.0  # seconds: the start of the last word sent
         self.utterance_end_sent = offset  # absolute sample of the last utterance_end
         self.utterance_end = settings.utterance_end_ms * SAMPLE_RATE // 1000
         self.finishing = False
@@ -108,12 +115,16 @@ class ChannelCore:
 
     @property
     def horizon(self) -> int:
-        """How far decisions may look: audio received and scored by the VAD (all of it once
-        the client has stopped)."""
+        """How far decisions may look: audio received and scored by the VAD. Once the client
+        has stopped and the VAD has scored every whole chunk, all of it (the last partial
+        chunk is never scored)."""
         received = self.track.received
-        if self.finishing or self.speech is None:
+        if self.speech is None:
             return received
-        return min(received, self.speech.scored_until)
+        scored = self.speech.scored_until
+        if self.finishing and received - scored < CHUNK:
+            return received
+        return min(received, scored)
 
     # ---- the pool ------------------------------------------------------------------------
 
@@ -153,10 +164,12 @@ class ChannelCore:
     def on_failure(self, request: WindowRequest, message: str, now: float) -> Step:
         raise NotImplementedError
 
-    def observe_load(self, audio_samples: int, wall_sec: float) -> None:
-        """A window or pass of `audio_samples` new audio took `wall_sec` from cut to answer."""
+    def observe_load(self, audio_samples: int, pool_sec: float) -> None:
+        """A window or pass of `audio_samples` new audio cost the pool `pool_sec` (queueing
+        and model time as the worker reports them: a worker that was down or a retry is not
+        the pool being slow, and must not grow the windows after it)."""
         if audio_samples > 0:
-            sample = wall_sec / (audio_samples / SAMPLE_RATE)
+            sample = pool_sec / (audio_samples / SAMPLE_RATE)
             self.load = (1 - LOAD_SMOOTHING) * self.load + LOAD_SMOOTHING * sample
         if self.load > BEHIND_LOAD:
             self.behind = True
@@ -255,10 +268,19 @@ class ChannelCore:
     def transcript_event(
         self, words: list[Word], language: str, span: Span, cut_at: float, now: float, behind: bool
     ) -> TranscriptEvent:
-        out = [
-            WordOut(word=w.word.strip(), start=w.start, end=w.end, probability=w.probability)
-            for w in words
-        ]
+        out: list[WordOut] = []
+        for w in words:
+            # word times differ a little between windows: keep the timeline's starts in order
+            start = max(w.start, self._last_start)
+            out.append(
+                WordOut(
+                    word=w.word.strip(),
+                    start=start,
+                    end=max(w.end, start),
+                    probability=w.probability,
+                )
+            )
+            self._last_start = start
         text = "".join(w.word for w in words).strip()
         self.commits += 1
         event = TranscriptEvent(

@@ -81,11 +81,13 @@ def drive(
     cost_sec: float | Callable[[WindowRequest], float] = 0.5,
     first_chunk_at: int = 0,
     stop: bool = True,
+    pace: float = 1.0,
 ) -> Run:
     """Mono only. `probs`: the VAD's probability of every whole chunk of `pcm` (chunk i starts
     at sample first_chunk_at + i*CHUNK of the timeline, pcm[0] at the track's origin). One
     request at the pool at a time; each costs `cost_sec` (seconds, or a function of the
-    request: a cost model of a machine)."""
+    request: a cost model of a machine). `pace`: how much faster than real time the audio is
+    sent (2.0: a frame every frame_sec / 2)."""
     run = Run(core=core)
     channel = core.channels[0]
     frame = int(frame_sec * 16000)
@@ -115,10 +117,17 @@ def drive(
     def answer() -> None:
         assert waiting is not None
         t = done_at
-        deliver(core.on_response(waiting, respond(waiting), t), t)
+        result = respond(waiting).model_copy(deep=True)
+        # the worker's own account of the request's cost: the cost model's
+        result.timing.queue_ms, result.timing.decode_ms = 0.0, 0.0
+        result.timing.inference_ms = cost(waiting) * 1000
+        deliver(core.on_response(waiting, result, t), t)
+        if waiting is None:  # as the shell does: score what arrived, then decide again
+            score()
+            deliver(core.poll(0, t), t)
 
     for k, offset in enumerate(range(0, pcm.size, frame)):
-        clock = (k + 1) * frame_sec
+        clock = (k + 1) * frame_sec / pace
         while waiting is not None and done_at <= clock:
             answer()
         run.add(clock, core.push([pcm[offset : offset + frame]], clock))

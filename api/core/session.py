@@ -86,12 +86,12 @@ class SessionCore:
     def on_response(
         self, request: WindowRequest, result: TranscriptionResponse, now: float
     ) -> Step:
-        channel = self.channels[request.channel]
-        return self._acked(channel.on_response(request, result, now).then(channel.poll(now)))
+        """The pool's answer. What to do next comes from the next `poll`, after the audio that
+        arrived meanwhile has been scored (a decision never looks past what the VAD heard)."""
+        return self._acked(self.channels[request.channel].on_response(request, result, now))
 
     def on_failure(self, request: WindowRequest, message: str, now: float) -> Step:
-        channel = self.channels[request.channel]
-        return self._acked(channel.on_failure(request, message, now).then(channel.poll(now)))
+        return self._acked(self.channels[request.channel].on_failure(request, message, now))
 
     def _acked(self, step: Step) -> Step:
         if step.committed:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from api.core.channel import ChannelCore
+from api.core.channel import ChannelCore, pool_seconds
 from api.core.local_agreement import HypothesisBuffer
 from api.core.steps import Step, WindowRequest
 from contracts.audio import SAMPLE_RATE
@@ -148,7 +148,7 @@ class StreamPolicy(ChannelCore):
             )
         pending = self.hypotheses.pending
         self.meter.window_done(now - decided.cut_at)
-        self.observe_load(decided.advanced, now - decided.cut_at)
+        self.observe_load(decided.advanced, pool_seconds(result))
         if decided.final:
             step = step.then(self._committed_through(decided.end))
             keep = int(FINAL_CONTEXT_SEC * SAMPLE_RATE)
