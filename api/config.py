@@ -45,6 +45,11 @@ class GatewaySettings(BaseSettings):
         "after what was sent: carry it into the next window (once, then alone), or ask for its "
         "new audio alone",
     )
+    decoder_prefix: bool = Field(
+        False,
+        description="the words already sent that a window's context holds are the decoder's "
+        "forced prefix: the worker does not generate them again and returns only new words",
+    )
     # partial results, streaming mode, endpointing
     partial_interval_ms: int = Field(500, ge=100, le=5000)
     partial_max_sec: float = Field(15.0, gt=0, description="longest tail a partial covers")
@@ -58,11 +63,30 @@ class GatewaySettings(BaseSettings):
     stream_buffer_max_sec: float = Field(
         8.0, ge=4.0, le=28.0, description="measured: 8 s gives p95 5.0 s final latency, 15 s 11 s"
     )
+    stream_context_sec: float = Field(
+        5.0,
+        ge=0.0,
+        le=20.0,
+        description="stream mode with decoder_prefix: committed audio heard again before the "
+        "uncommitted part in every pass",
+    )
     stream_lookahead_sec: float = Field(
         0.0,
         ge=0.0,
         le=10.0,
         description="stream mode: a word with this much audio after it is final (0: never)",
+    )
+    stream_commit_guard_sec: float = Field(
+        0.0,
+        ge=0.0,
+        le=5.0,
+        description="stream mode: a word two passes agree on is final only once this much audio "
+        "after its end has been decoded",
+    )
+    stream_drop_repeats: bool = Field(
+        False,
+        description="stream mode with decoder_prefix: a pass's first words that say the last "
+        "committed words again are dropped",
     )
     stream_commit_pause_ms: int = Field(
         300, ge=100, le=5000, description="stream mode: a pause this long commits what precedes"

@@ -47,6 +47,13 @@ class DecodeOptions(BaseModel):
         None, max_length=2000, validation_alias=AliasChoices("initial_prompt", "prompt")
     )
     hotwords: str | None = Field(None, max_length=2000)
+    prefix: str | None = Field(
+        None,
+        max_length=2000,
+        description="text the audio is known to begin with (words already sent): the decoder "
+        "is forced through it instead of generating it again, and only the words after it "
+        "come back",
+    )
     vad_filter: bool = False
     word_timestamps: bool = True
 

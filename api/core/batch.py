@@ -144,7 +144,8 @@ class BatchPolicy(ChannelCore):
         self.meter.window_sent("final")
         self._job = job
         start = self.context_start(since, self.settings.context_sec)
-        return Step(request=self.request("window", start, since, job.end, self.options()))
+        options = self.options(prefix=self.prefix(start, since))
+        return Step(request=self.request("window", start, since, job.end, options))
 
     def on_response(
         self, request: WindowRequest, result: TranscriptionResponse, now: float
@@ -152,7 +153,7 @@ class BatchPolicy(ChannelCore):
         job = self._job
         assert job is not None
         job.pool_sec += pool_seconds(result)
-        words = self._after(result, request.start, job.since)
+        words = self._after(result, request, job.since)
         empty = (
             request.purpose == "window"
             and not words
@@ -250,10 +251,17 @@ class BatchPolicy(ChannelCore):
             return False
         return self.speech is None or self.speech.speech_between(end - SAMPLE_RATE // 10, end)
 
-    def _after(self, result: TranscriptionResponse, start: int, since: int) -> list[Word]:
-        """The response's words (absolute times) whose middle lies after `since`."""
-        words = shift_words((w for seg in result.segments for w in seg.words), start / SAMPLE_RATE)
+    def _after(
+        self, result: TranscriptionResponse, request: WindowRequest, since: int
+    ) -> list[Word]:
+        """The response's words (absolute times) whose middle lies after `since` (after a
+        prefix, the worker sent only those)."""
+        words = shift_words(
+            (w for seg in result.segments for w in seg.words), request.start / SAMPLE_RATE
+        )
         words = words[: repeated_tail_start([w.word for w in words])]
+        if request.options.prefix is not None:
+            return words
         boundary = since / SAMPLE_RATE
         fresh = [w for w in words if (w.start + w.end) / 2 >= boundary]
         # the word just before the boundary, heard again with shifted times

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,13 @@ LOAD_SMOOTHING = 0.3  # weight of the latest window in the pool's load estimate
 # pool that just keeps up does not flip the windows back and forth)
 BEHIND_LOAD = 1.1
 KEPT_UP_LOAD = 0.9
+
+
+@dataclass(frozen=True)
+class SentWord:
+    start: int  # absolute samples
+    end: int
+    text: str | None  # as the worker spelled it (leading space included); None: not known
 
 
 def pool_seconds(result: TranscriptionResponse) -> float:
@@ -86,9 +94,10 @@ class ChannelCore:
         self.windows = 0
         self.committed_text = ""
         self.last_partial_end = offset
-        # where the last windows' words began: the context sent with a window starts at one
+        # the words sent lately (their text unknown for a resumed session's context): the
+        # context sent with a window starts at one, and its text can be the decoder's prefix
         starts = sorted(context_word_starts) or ([begin] if context else [])
-        self._word_starts: deque[int] = deque(starts)
+        self._sent_words: deque[SentWord] = deque(SentWord(s, s, None) for s in starts)
         self._last_word = ""
         self._last_start = 0.0  # seconds: the start of the last word sent
         self.utterance_end_sent = offset  # absolute sample of the last utterance_end
@@ -217,10 +226,21 @@ class ChannelCore:
     def context_start(self, since: int, context_sec: float) -> int:
         """Start of the audio sent before `since`: a word already sent, at most context_sec."""
         floor = max(since - int(context_sec * SAMPLE_RATE), self.track.base)
-        while self._word_starts and self._word_starts[0] < floor:
-            self._word_starts.popleft()
-        start = self._word_starts[0] if self._word_starts else since
+        while self._sent_words and self._sent_words[0].start < floor:
+            self._sent_words.popleft()
+        start = self._sent_words[0].start if self._sent_words else since
         return max(min(start, since) - SAMPLE_RATE // 10, self.track.base)
+
+    def prefix(self, start: int, since: int) -> str | None:
+        """The text of the words sent that the audio [start, since) holds, for the decoder to
+        be forced through (it then returns only what follows); None where there are none, or
+        one of them is not known (a resumed session's context) or reaches past `since`."""
+        if not self.settings.decoder_prefix:
+            return None
+        words = [w for w in self._sent_words if w.start >= start]
+        if not words or any(w.text is None or w.start >= since for w in words):
+            return None
+        return "".join(w.text or "" for w in words).strip() or None
 
     # ---- speech ----------------------------------------------------------------------------
 
@@ -303,8 +323,10 @@ class ChannelCore:
             arrived = self.track.arrival_of(round(word.end * SAMPLE_RATE))
             if arrived is not None:
                 self.meter.word_latency(max(0.0, now - arrived))
-        for word in words:
-            self._word_starts.append(int(word.start * SAMPLE_RATE))
+        for word, sent in zip(words, out, strict=True):
+            self._sent_words.append(
+                SentWord(int(sent.start * SAMPLE_RATE), int(sent.end * SAMPLE_RATE), word.word)
+            )
         self._last_word = words[-1].word
         self.committed_text = f"{self.committed_text} {text}".strip()
         self.ledger.record(event)

@@ -8,14 +8,23 @@ from contracts.worker import Word
 
 
 class HypothesisBuffer:
-    def __init__(self) -> None:
+    def __init__(self, drop_repeats: bool = False) -> None:
         self.committed_end = 0.0  # seconds: end of the last committed word
+        self.drop_repeats = drop_repeats
         self._committed_tail: list[str] = []  # keys of the last committed words
         self._previous: list[Word] = []
         self._current: list[Word] = []
 
-    def insert(self, words: list[Word]) -> None:
-        """A new hypothesis (absolute times): keep what lies after the committed words."""
+    def insert(self, words: list[Word], after_committed: bool = False) -> None:
+        """A new hypothesis (absolute times): keep what lies after the committed words.
+        `after_committed`: it holds only such words (the decoder was forced through the
+        committed ones)."""
+        if after_committed:
+            fresh = [w for w in words if word_key(w.word)]
+            if self.drop_repeats:
+                fresh = fresh[self._repeats_committed(fresh) :]
+            self._current = fresh
+            return
         fresh = [w for w in words if w.start > self.committed_end - 0.1 and word_key(w.word)]
         # the new hypothesis may start by repeating the last committed words: drop them
         for n in range(min(5, len(self._committed_tail), len(fresh)), 0, -1):
@@ -24,13 +33,18 @@ class HypothesisBuffer:
                 break
         self._current = fresh
 
-    def flush(self, settled_before: float | None = None) -> list[Word]:
+    def flush(
+        self, settled_before: float | None = None, heard_before: float | None = None
+    ) -> list[Word]:
         """Commit the longest common prefix of the last two hypotheses, and beyond it the words
-        that end before `settled_before` (heard with enough audio after them to be sure)."""
+        that end before `settled_before` (heard with enough audio after them to be sure). With
+        `heard_before`, an agreed word must also end before it (some audio after it heard)."""
         agreed: list[Word] = []
         for index, new in enumerate(self._current):
             old = self._previous[index] if index < len(self._previous) else None
             agrees = old is not None and word_key(new.word) == word_key(old.word)
+            if agrees and heard_before is not None and new.end > heard_before:
+                agrees = False
             settled = settled_before is not None and new.end <= settled_before
             if not (agrees or settled):
                 break
@@ -47,6 +61,15 @@ class HypothesisBuffer:
         self._previous, self._current = [], []
         return words
 
+    def _repeats_committed(self, words: list[Word]) -> int:
+        """How many of a hypothesis' first words say the last committed words again (a decoder
+        forced through the committed text, with little new audio after it, may read it twice)."""
+        keys = [word_key(w.word) for w in words]
+        for n in range(min(len(keys), len(self._committed_tail)), 1, -1):
+            if keys[:n] == self._committed_tail[-n:]:
+                return n
+        return 0
+
     @property
     def pending(self) -> list[Word]:
         """The latest hypothesis' words not yet committed (for a partial)."""
@@ -55,4 +78,4 @@ class HypothesisBuffer:
     def _commit(self, words: list[Word]) -> None:
         if words:
             self.committed_end = words[-1].end
-            self._committed_tail = (self._committed_tail + [word_key(w.word) for w in words])[-5:]
+            self._committed_tail = (self._committed_tail + [word_key(w.word) for w in words])[-20:]

@@ -148,3 +148,106 @@ def drive(
 
 def _dump(event: BaseModel) -> dict[str, Any]:
     return json.loads(event.model_dump_json())
+
+
+@dataclass
+class _Lane:
+    """One session of a multi-session replay."""
+
+    core: SessionCore
+    pcm: np.ndarray
+    probs: np.ndarray
+    run: Run
+    waiting: WindowRequest | None = None  # asked for, not yet answered
+    asked_at: float = 0.0
+    served_at: float = 0.0
+    frames_sent: int = 0
+
+
+def drive_sessions(
+    sessions: list[tuple[SessionCore, np.ndarray, np.ndarray]],
+    respond: Respond,
+    frame_sec: float = 0.3,
+    cost: Callable[[WindowRequest], float] = lambda _request: 0.5,
+) -> list[Run]:
+    """Several real-time sessions (mono, started together) sharing one pool that answers one
+    request at a time, first come first served: what a single worker does with them."""
+    import heapq
+
+    lanes = [_Lane(core, pcm, probs, Run(core=core)) for core, pcm, probs in sessions]
+    frame = int(frame_sec * 16000)
+    queue: list[int] = []  # lanes whose request waits for the pool, in order
+    busy_until = 0.0
+    serving: int | None = None
+    clock = 0.0
+    # (time, order, kind, lane): kind 0 = the pool answers, 1 = a frame arrives
+    agenda: list[tuple[float, int, int, int]] = []
+    order = 0
+
+    def plan(t: float, kind: int, lane: int) -> None:
+        nonlocal order
+        heapq.heappush(agenda, (t, order, kind, lane))
+        order += 1
+
+    def score(lane: _Lane) -> None:
+        speech = lane.core.channels[0].speech
+        if speech is None:
+            return
+        while True:
+            index = speech.scored_until // CHUNK
+            received = lane.core.channels[0].track.received
+            if index >= lane.probs.size or speech.scored_until + CHUNK > received:
+                return
+            speech.add(speech.scored_until, lane.probs[index : index + 1])
+
+    def start_next(t: float) -> None:
+        nonlocal serving, busy_until
+        if serving is None and queue:
+            serving = queue.pop(0)
+            waiting = lanes[serving].waiting
+            assert waiting is not None
+            lanes[serving].served_at = t
+            busy_until = t + cost(waiting)
+            plan(busy_until, 0, serving)
+
+    def deliver(index: int, step: Step, t: float) -> None:
+        lane = lanes[index]
+        lane.run.add(t, step.events)
+        lane.waiting = step.request
+        if lane.waiting is not None:
+            lane.run.requests.append(lane.waiting)
+            lane.asked_at = t
+            queue.append(index)
+            start_next(t)
+
+    for index in range(len(lanes)):
+        plan(frame_sec, 1, index)
+    while agenda:
+        clock, _, kind, index = heapq.heappop(agenda)
+        lane = lanes[index]
+        if kind == 0:  # the pool answers this lane
+            request = lane.waiting
+            assert request is not None
+            result = respond(request).model_copy(deep=True)
+            # as the worker reports it: its wait in the queue, then its model time
+            result.timing.queue_ms = (lane.served_at - lane.asked_at) * 1000
+            result.timing.decode_ms = 0.0
+            result.timing.inference_ms = cost(request) * 1000
+            serving = None
+            deliver(index, lane.core.on_response(request, result, clock), clock)
+            if lane.waiting is None:
+                score(lane)
+                deliver(index, lane.core.poll(0, clock), clock)
+            start_next(clock)
+            continue
+        offset = lane.frames_sent * frame
+        if offset < lane.pcm.size:
+            lane.run.add(clock, lane.core.push([lane.pcm[offset : offset + frame]], clock))
+            lane.frames_sent += 1
+            score(lane)
+            plan(clock + frame_sec, 1, index)
+        elif not lane.core.channels[0].finishing:
+            lane.core.finish()
+        if lane.waiting is None:
+            deliver(index, lane.core.poll(0, clock), clock)
+    return [lane.run for lane in lanes]

@@ -47,7 +47,7 @@ class StreamPolicy(ChannelCore):
         self.max_buffer = int(self.settings.stream_buffer_max_sec * SAMPLE_RATE)
         self.pause = self.settings.stream_commit_pause_ms * SAMPLE_RATE // 1000
         self.buffer_start = self.track.base  # absolute sample: any context is heard too
-        self.hypotheses = HypothesisBuffer()
+        self.hypotheses = HypothesisBuffer(self.settings.stream_drop_repeats)
         self.hypotheses.committed_end = self.committed_offset / SAMPLE_RATE
         self.decoded_until = self.committed_offset
         self.paused_at = self.committed_offset
@@ -100,9 +100,14 @@ class StreamPolicy(ChannelCore):
                     continue
             chosen.end = max(chosen.end, self.decoded_until)
             chosen.advanced = chosen.end - self.decoded_until
-            too_long = chosen.end - self.buffer_start >= self.max_buffer
+            too_long = chosen.end - self._uncommitted_from >= self.max_buffer
             chosen.final = chosen.final or too_long or (self.finishing and chosen.end >= received)
             return chosen
+
+    @property
+    def _uncommitted_from(self) -> int:
+        """Where the audio a pass must still settle begins (it never grows past max_buffer)."""
+        return self.committed_offset if self.settings.decoder_prefix else self.buffer_start
 
     # ---- one pass ------------------------------------------------------------------------
 
@@ -112,15 +117,21 @@ class StreamPolicy(ChannelCore):
         self.track.advance(decided.end - self.track.cursor)
         if not self.has_speech(self.committed_offset, decided.end):
             step = Step()
-            if decided.final or decided.end - self.buffer_start > self.max_buffer:
+            if decided.final or decided.end - self._uncommitted_from > self.max_buffer:
                 self.hypotheses.flush_all()
                 step = self._committed_through(decided.end)
             return self._after_pass(step, decided)
         self.windows += 1
         self.meter.window_sent("final")
         self._pass = decided
-        options = self.options(initial_prompt=self._prompt())
-        start = self.buffer_start
+        if self.settings.decoder_prefix:
+            # the words already committed in the last stream_context_sec are heard again as
+            # the decoder's forced prefix: it generates only what follows them
+            start = self.context_start(self.committed_offset, self.settings.stream_context_sec)
+            prefix = self.prefix(start, decided.end)
+        else:
+            start, prefix = self.buffer_start, None
+        options = self.options(initial_prompt=self._prompt(), prefix=prefix)
         return Step(request=self.request("pass", start, start, decided.end, options))
 
     def on_response(
@@ -134,10 +145,14 @@ class StreamPolicy(ChannelCore):
             (w for seg in result.segments for w in seg.words), request.start / SAMPLE_RATE
         )
         words = words[: repeated_tail_start([w.word for w in words])]
-        self.hypotheses.insert(words)
+        self.hypotheses.insert(words, after_committed=request.options.prefix is not None)
         lookahead = self.settings.stream_lookahead_sec
         settled = decided.end / SAMPLE_RATE - lookahead if lookahead > 0 else None
-        committed = self.hypotheses.flush_all() if decided.final else self.hypotheses.flush(settled)
+        guard = self.settings.stream_commit_guard_sec
+        heard = decided.end / SAMPLE_RATE - guard if guard > 0 else None
+        committed = (
+            self.hypotheses.flush_all() if decided.final else self.hypotheses.flush(settled, heard)
+        )
         step = Step()
         if committed:
             span = self.span(request.start, decided.end)
