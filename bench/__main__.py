@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 Save = Callable[[], None]  # writes the results JSON so far
 
-SECTIONS = ("quality", "throughput", "overhead", "files", "capacity")
+SECTIONS = ("quality", "longform", "throughput", "overhead", "files", "capacity")
 QUICK_CLIP = "ufpalign-coxinha"
 RESULTS = REPO_ROOT / "bench" / "results"
 
@@ -52,6 +52,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--profiles", help="rows: max_quality,balanced,responsive,ultra_fast,"
                    "balanced+partials,stream (default: all)")  # fmt: skip
     p.add_argument("--frame-ms", type=float, default=300.0)
+    p.add_argument("--longform-configs", default="stream,reference", help="stream,reference")
+    p.add_argument("--longform-sessions", default="1,2,3,4", help="concurrent sessions")
+    p.add_argument("--longform-runs", type=int, default=3, help="runs of 1 and 2 sessions")
     p.add_argument("--threads", type=int, default=0, help="CPU threads per started worker (0: all)")
     p.add_argument("--throughput-profile", default="balanced")
     p.add_argument("--throughput-sec", type=float, default=30.0, help="audio per session")
@@ -141,7 +144,7 @@ def run_sections(
 
     sections = args.section_list
     frame_sec = args.frame_ms / 1000
-    needs_stack = {"quality", "throughput", "overhead"} & set(sections)
+    needs_stack = {"quality", "longform", "throughput", "overhead"} & set(sections)
     if needs_stack:
         stack = (
             external_stack(args.url, args.worker_url)
@@ -199,6 +202,9 @@ def run_live_sections(
         result["quality"] = asyncio.run(run_rows(stack.ws_url, chosen, rows, cache, frame_sec))
         result["resources"] = resident_memory(stack)
         save()
+    if "longform" in sections:
+        result["longform"] = longform(args, manifest, stack, frame_sec)
+        save()
     if "throughput" in sections:
         from bench.quality import ROWS
         from bench.throughput import run_throughput
@@ -232,6 +238,31 @@ def run_live_sections(
             repeat=args.overhead_repeat,
         )
         save()
+
+
+def longform(
+    args: argparse.Namespace, manifest: dict[str, Clip], stack: Stack, frame_sec: float
+) -> dict[str, Any]:
+    from bench.clips import WholeFileCache
+    from bench.longform import longform_clips
+    from bench.longform_section import CONFIGS, run_longform, whole_file
+
+    cache = WholeFileCache(stack.worker_url)
+
+    def word_timer(clip: Clip) -> list[tuple[str, float, float]]:
+        segments = cache.get(clip).segments
+        return [(w["word"], w["start"], w["end"]) for s in segments for w in s["words"]]
+
+    clips = longform_clips(manifest, word_timer)
+    whole = {c.id: whole_file(stack.worker_url, c) for c in clips}
+    configs = _ids(args.longform_configs) or list(CONFIGS)
+    unknown = set(configs) - set(CONFIGS)
+    if unknown:
+        raise SystemExit(f"unknown long-form configs: {sorted(unknown)}; known: {list(CONFIGS)}")
+    levels = [int(n) for n in _ids(args.longform_sessions) or ["1"]]
+    return asyncio.run(
+        run_longform(stack.ws_url, clips, whole, configs, levels, args.longform_runs, frame_sec)
+    )
 
 
 def resident_memory(stack: Stack) -> dict[str, float | None]:

@@ -29,26 +29,48 @@ from typing import Any
 import numpy as np
 
 from api.config import GatewaySettings
-from api.core.replay import Run, drive, make_core
+from api.core.replay import Run, drive, drive_sessions, make_core
 from api.core.steps import WindowRequest
 from api.vad_model import find_model, load_model
 from bench.latency import reference_words, timed_events, word_latencies
-from bench.scoring import REPO_ROOT, load_manifest, wer
+from bench.longform import longform_clips, read_wav
+from bench.scoring import REPO_ROOT, Clip, load_manifest, wer
 from contracts.audio import SAMPLE_RATE, float_to_pcm16, pcm16_to_float
+from contracts.logs import configure_logging
 from contracts.worker import DecodeOptions, TranscriptionResponse
 
 CACHE = REPO_ROOT / ".cache" / "replay"
-EXCERPT_SEC = 120.0
 # pool seconds per request on this machine (2 cores, base int8): the 30 s encoder plus a
 # decoder share that grows with the audio; a draft (partial) pass is far cheaper
 COST_BASE_SEC, COST_PER_AUDIO_SEC = 0.30, 0.075
+# the direct path (bench/experiments/fast_decode.py): the encoder on the audio plus its
+# padding, each word generated, each prefix word read
+FAST_BASE_SEC, FAST_PER_INPUT_SEC, FAST_PER_WORD_SEC, FAST_PER_PREFIX_WORD_SEC = (
+    0.03,
+    0.025,
+    0.012,
+    0.006,
+)
 
 
-def cost_model(request: WindowRequest) -> float:
-    seconds = (request.end - request.start) / SAMPLE_RATE
-    if request.purpose == "partial":
-        return 0.05 + 0.02 * seconds
-    return COST_BASE_SEC + COST_PER_AUDIO_SEC * seconds
+def cost_model(engine: Engine) -> Any:
+    def cost(request: WindowRequest) -> float:
+        seconds = (request.end - request.start) / SAMPLE_RATE
+        if request.purpose == "partial":
+            return 0.05 + 0.02 * seconds
+        if engine.decoder == "fast":
+            words = sum(len(s.words) for s in engine(request).segments)
+            prefix = len((request.options.prefix or "").split())
+            padded = seconds + (engine.pad_frames or 3000) / 100
+            return (
+                FAST_BASE_SEC
+                + FAST_PER_INPUT_SEC * min(30.0, padded)
+                + FAST_PER_WORD_SEC * words
+                + FAST_PER_PREFIX_WORD_SEC * prefix
+            )
+        return COST_BASE_SEC + COST_PER_AUDIO_SEC * seconds
+
+    return cost
 
 
 @dataclass
@@ -59,44 +81,30 @@ class Material:
     reference: str
 
 
-def material(kind: str) -> list[Material]:
+def material(kind: str, engine: Engine) -> list[Material]:
     manifest = load_manifest()
-
-    def read(clip_id: str) -> np.ndarray:
-        import wave
-
-        with wave.open(str(manifest[clip_id].path), "rb") as wav:
-            return pcm16_to_float(wav.readframes(wav.getnframes()))
-
     if kind in ("short", "bench"):
         limit = 20.0 if kind == "short" else 120.0  # bench: the quality section's clips
         return [
-            Material(c.id, c.language, read(c.id), c.reference_text)
+            Material(c.id, c.language, read_wav(c), c.reference_text)
             for c in manifest.values()
             if c.duration_s <= limit
         ]
-    out = [
-        Material(
-            "pt-longform-dev",
-            "pt",
-            read("pt-longform-dev"),
-            manifest["pt-longform-dev"].reference_text,
-        )
+
+    def word_timer(clip: Clip) -> list[tuple[str, float, float]]:
+        whole = engine.whole(Material(clip.id, clip.language, read_wav(clip), ""))
+        return [(w.word, w.start, w.end) for seg in whole.segments for w in seg.words]
+
+    return [
+        Material(c.id, c.language, c.audio, c.reference)
+        for c in longform_clips(manifest, word_timer)
     ]
-    for clip_id in ("cuttledoc-pt-tts-adam", "cuttledoc-pt-tts-raquel"):
-        audio = read(clip_id)[: int(EXCERPT_SEC * SAMPLE_RATE)]
-        # the reference of an excerpt: the whole-file transcript's words inside it
-        out.append(Material(f"{clip_id}-120s", "pt", audio, ""))
-    english = [c for c in manifest.values() if c.language == "en" and c.duration_s <= 20.0]
-    joined = np.concatenate([read(c.id) for c in english])
-    out.append(Material("en-joined", "en", joined, " ".join(c.reference_text for c in english)))
-    return out
 
 
 class Engine:
     """The worker's engine in this process, answers cached on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, decoder: str = "fw", pad_frames: int | None = None) -> None:
         from asr.config import WorkerSettings
         from asr.model import SpeechModel
         from asr.vad import as_spans
@@ -105,6 +113,8 @@ class Engine:
         self.as_spans = as_spans
         CACHE.mkdir(parents=True, exist_ok=True)
         self.calls = 0
+        self.decoder = decoder  # fw: the worker's path; fast: bench/experiments/fast_decode.py
+        self.pad_frames = pad_frames
 
     def _cached(self, key: str, compute: Any) -> TranscriptionResponse:
         path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
@@ -122,14 +132,26 @@ class Engine:
             [
                 request.purpose == "partial",
                 digest,
-                request.options.model_dump(),
+                request.options.model_dump(exclude_defaults=True),
                 request.speech_spans,
+                *([self.decoder, self.pad_frames] if self.decoder != "fw" else []),
             ]
         )
         spans = None if request.speech_spans is None else self.as_spans(request.speech_spans)
         audio = pcm16_to_float(request.audio)
         if request.purpose == "partial":
             return self._cached(key, lambda: self.model.draft(audio, request.options, spans))
+        if self.decoder == "fast":
+            from bench.experiments.fast_decode import decode
+
+            if spans == []:
+                return self._cached(key, lambda: self.model.transcribe(audio, request.options, []))
+            options = request.options
+            return self._cached(
+                key,
+                lambda: decode(self.model.model, audio, options, options.prefix, self.pad_frames),
+            )
+        assert request.options.prefix is None, "the worker path has no prefix: --decoder fast"
         return self._cached(key, lambda: self.model.transcribe(audio, request.options, spans))
 
     def whole(self, item: Material) -> TranscriptionResponse:
@@ -148,6 +170,7 @@ def score(
     n_frames = -(-item.audio.size // int(frame_sec * SAMPLE_RATE))
     lat = word_latencies(reference_words(segments), timed_events(run.timed()), frame_sec, n_frames)
     final = sorted(lat.final_values())
+    first = sorted(lat.first_values())
     return {
         "clip": item.name,
         "wer": round(wer(reference, text), 4),
@@ -156,6 +179,8 @@ def score(
         "requests": len(run.requests),
         "final_p50": round(statistics.median(final), 2) if final else None,
         "final_p95": round(final[int(0.95 * (len(final) - 1))], 2) if final else None,
+        "first_p50": round(statistics.median(first), 2) if first else None,
+        "first_p95": round(first[int(0.95 * (len(first) - 1))], 2) if first else None,
         "matched": round(lat.matched_fraction, 3),
         "behind": sum(1 for e in run.of("transcript") if e.get("behind")),
         "text": text,
@@ -164,40 +189,60 @@ def score(
     }
 
 
+def report(row: dict[str, Any]) -> None:
+    print(
+        f"{row['clip']:28s} WER {row['wer']:.3f} (whole {row['whole_wer']:.3f}, vs whole "
+        f"{row['vs_whole']:.3f}) final p50 {row['final_p50']} p95 {row['final_p95']} "
+        f"first p50 {row['first_p50']} p95 {row['first_p95']} "
+        f"matched {row['matched']} requests {row['requests']} behind {row['behind']}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--material", choices=["short", "bench", "long"], default="long")
     parser.add_argument("--start", default='{"profile": "balanced", "partials": false}')
     parser.add_argument("--set", action="append", default=[], help="gateway setting=value")
     parser.add_argument("--frame-sec", type=float, default=0.3)
+    parser.add_argument("--sessions", type=int, default=1, help="clips sharing one worker")
     parser.add_argument("--json", type=Path, help="write per-clip results here")
+    parser.add_argument("--decoder", choices=["fw", "fast"], default="fw")
+    parser.add_argument("--pad-frames", type=int, default=None, help="fast: encoder padding")
     args = parser.parse_args(argv)
+    configure_logging("WARNING")  # the core's per-window debug lines are not the result
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = GatewaySettings(**overrides)
     start = json.loads(args.start)
-    engine = Engine()
+    engine = Engine(args.decoder, args.pad_frames)
     vad = load_model(find_model(settings.vad_model_path))
     rows = []
-    for item in material(args.material):
-        pcm = float_to_pcm16(item.audio)
-        probs = vad.probabilities(pcm16_to_float(pcm))
-        core = make_core({**start, "language": item.language}, settings)
-        run = drive(core, pcm, probs, engine, args.frame_sec, cost_model)
-        row = score(run, item, engine.whole(item), args.frame_sec)
-        rows.append(row)
-        print(
-            f"{row['clip']:28s} WER {row['wer']:.3f} (whole {row['whole_wer']:.3f}, vs whole "
-            f"{row['vs_whole']:.3f}) final p50 {row['final_p50']} p95 {row['final_p95']} "
-            f"matched {row['matched']} requests {row['requests']} behind {row['behind']}",
-            flush=True,
-        )
+    items = material(args.material, engine)
+    groups = [items[i : i + args.sessions] for i in range(0, len(items), args.sessions)]
+    for group in groups:
+        lanes = []
+        for item in group:
+            pcm = float_to_pcm16(item.audio)
+            probs = vad.probabilities(pcm16_to_float(pcm))
+            lanes.append((make_core({**start, "language": item.language}, settings), pcm, probs))
+        if len(lanes) == 1:
+            runs = [drive(*lanes[0], engine, args.frame_sec, cost_model(engine))]
+        else:  # sessions sharing one worker
+            runs = drive_sessions(lanes, engine, args.frame_sec, cost_model(engine))
+        for item, run in zip(group, runs, strict=True):
+            rows.append(score(run, item, engine.whole(item), args.frame_sec))
+            report(rows[-1])
     refs = [r["reference"] for r in rows]
     pooled = wer(refs, [r["text"] for r in rows])
     whole = wer(refs, [r["whole_text"] for r in rows])
     finals = [r["final_p50"] for r in rows if r["final_p50"] is not None]
+    firsts = [r["first_p50"] for r in rows if r["first_p50"] is not None]
+    p95s = [r["final_p95"] for r in rows if r["final_p95"] is not None]
     print(
         f"{'pooled':28s} WER {pooled:.4f} whole {whole:.4f} (+{100 * (pooled - whole):.1f} pts) "
         f"final p50 median {statistics.median(finals) if finals else None} "
+        f"p95 median {statistics.median(p95s) if p95s else None} "
+        f"first p50 median {statistics.median(firsts) if firsts else None} "
         f"model calls {engine.calls}"
     )
     if args.json:
