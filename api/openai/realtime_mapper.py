@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from api.openai.items import Completed, Delta, ItemBook, ItemEvent
-from api.openai.realtime_config import ConfigProblem, RealtimeConfig, apply_update
+from api.openai.realtime_config import RealtimeConfig
 from api.openai.realtime_wire import (
     CLIENT_EVENTS,
     CONVERSATION_EVENTS,
@@ -43,6 +43,7 @@ from api.openai.realtime_wire import (
     new_id,
     server_error,
 )
+from api.openai.session_update import ConfigProblem, apply_update
 from api.openai.turns import TurnDetector
 from contracts.audio import SAMPLE_RATE
 from contracts.events import AckEvent, ErrorEvent, PartialEvent, TranscriptEvent

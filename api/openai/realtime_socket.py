@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Iterable
 
 import numpy as np
 from pydantic import BaseModel
@@ -78,7 +79,7 @@ class RealtimeConnection:
             return
         self._outbox.put_nowait(event.model_dump_json())
 
-    def emit_all(self, events: list) -> None:  # type: ignore[type-arg]
+    def emit_all(self, events: Iterable[BaseModel]) -> None:
         for event in events:
             self.emit(event)
 

@@ -7,7 +7,7 @@ import structlog
 from fastapi import APIRouter, WebSocket
 
 from api.auth import OPENAI_SUBPROTOCOL, SUBPROTOCOL, offered_subprotocols
-from api.connection import CLOSE_INTERNAL, CLOSE_POLICY
+from api.connection import CLOSE_INTERNAL, CLOSE_POLICY, CLOSE_TRY_LATER
 from api.dependencies import authenticate, origin_allowed
 from api.openai.errors import OpenAIHTTPError
 from api.openai.models import served_model
@@ -42,7 +42,7 @@ async def realtime(websocket: WebSocket) -> None:
     try:
         served = await served_model(websocket.app.state)
     except OpenAIHTTPError as exc:
-        await _refuse(websocket, server_error("overloaded", str(exc.detail)), 1013)
+        await _refuse(websocket, server_error("overloaded", str(exc.detail)), CLOSE_TRY_LATER)
         return
     structlog.contextvars.clear_contextvars()
     intent = websocket.query_params.get("intent") == "transcription"

@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -14,12 +15,13 @@ import pytest
 import soxr
 import websockets
 from openai import AsyncOpenAI
+from websockets.sync.client import connect
 
 from bench.scoring import wer
-from launcher.processes import ManagedProcess
+from launcher.processes import ManagedProcess, free_port, gateway_process
 from tests.audio_utils import mulaw_encode, read_wav, to_pcm16
 from tests.baseline import RECORD_ENV, bound, check_wer, load, words_in
-from tests.openai_utils import GOOD_ORIGIN, KEY, check_realtime_event
+from tests.openai_utils import GOOD_ORIGIN, KEY, check_realtime_event, openai_gateway_env
 from tests.ws_utils import run_session, text_of
 
 CLIP = "fleurs-pt-000"  # 17.8 s, pauses between phrases: several turns
@@ -226,3 +228,38 @@ def test_realtime_keys_and_origins(openai_gateway) -> None:
         assert event["error"]["code"] == "forbidden_origin" and code == 1008
 
     asyncio.run(go())
+
+
+@pytest.mark.baseline
+def test_a_draining_gateway_completes_what_was_said(worker, log_dir, manifest) -> None:
+    """SIGTERM with audio not yet committed (turn detection off): the gateway commits it,
+    completes the item, then closes with 1001 (going away). Nothing accepted is lost."""
+    clip = manifest["ufpalign-coxinha"]
+    env = openai_gateway_env()
+    proc = gateway_process(free_port(), worker.url, env=env, log_dir=log_dir, name="gw-drain")
+    proc.start().wait_ready(timeout=60)
+    url = proc.url.replace("http", "ws") + "/v1/realtime?intent=transcription"
+    events: list[dict] = []
+    try:
+        with connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}) as ws:
+            update = {"type": "transcription", "audio": {"input": {"turn_detection": None}}}
+            ws.send(json.dumps({"type": "session.update", "session": update}))
+            ws.send(json.dumps(append(at_24k(read_wav(clip.path)))))
+            ws.send(json.dumps({"type": "session.update", "session": {"type": "transcription"}}))
+            while len([e for e in events if e["type"] == "session.updated"]) < 2:
+                events.append(check_realtime_event(json.loads(ws.recv(timeout=20))))
+            stopping = threading.Thread(target=proc.stop)  # SIGTERM: the gateway drains
+            stopping.start()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    events.append(check_realtime_event(json.loads(ws.recv(timeout=30))))
+            stopping.join()
+    finally:
+        proc.stop()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    kinds = [e["type"] for e in events]
+    assert "input_audio_buffer.committed" in kinds, kinds
+    done = events[-1]
+    assert done["type"] == "conversation.item.input_audio_transcription.completed", kinds
+    measured = wer(clip.reference_text, done["transcript"])
+    check_wer("openai-realtime/ufpalign-coxinha/drained", measured, words_in(clip.reference_text))

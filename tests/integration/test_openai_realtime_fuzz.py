@@ -89,7 +89,10 @@ def test_named_mistakes_get_errors_and_the_session_goes_on(openai_gateway) -> No
             assert error["message"] and error["type"] == "invalid_request_error", name
         ws.send(b"\x00\x01")  # binary frames are not part of the API
         assert until(ws, "error")[-1]["error"]["code"] == "invalid_event"
-        # still a working session: audio in, a clear answered
+        # still a working session: the beta update shape, audio in, a clear answered
+        beta = {"input_audio_format": "pcm16", "turn_detection": None}
+        ws.send(json.dumps({"type": "transcription_session.update", "session": beta}))
+        assert until(ws, "transcription_session.updated")[-1]["session"]["turn_detection"] is None
         ws.send(append(b"\x00\x00" * 2400))
         ws.send(clear())
         assert until(ws, "input_audio_buffer.cleared")

@@ -15,6 +15,7 @@ from api.openai.errors import error_body, field_of, refusal_body
 from api.openai.file_stream import text_events
 from api.openai.models import ALIASES, model_list, resolve, served_model_id
 from api.pool import WorkerError
+from contracts.logs import redact
 from contracts.worker import ReadyResponse, Segment
 
 
@@ -103,3 +104,8 @@ def test_stream_failure_is_an_error_event() -> None:
     events = asyncio.run(collect(text_events(pieces(), "whisper-base")))
     assert events[0]["type"] == "transcript.text.delta"
     assert events[1]["error"]["type"] == "server_error" and "busy" in events[1]["error"]["message"]
+
+
+def test_openais_browser_key_is_redacted_from_logs() -> None:
+    line = "sec-websocket-protocol: realtime, openai-insecure-api-key.sk-secret-1"
+    assert "sk-secret" not in redact(line) and "realtime" in redact(line)

@@ -14,8 +14,9 @@ import pytest
 
 from api.core.speech import CHUNK
 from api.openai.items import Completed, Delta, ItemBook
-from api.openai.realtime_config import ConfigProblem, RealtimeConfig, ServerVad, apply_update
+from api.openai.realtime_config import RealtimeConfig, ServerVad
 from api.openai.realtime_mapper import RealtimeMapper
+from api.openai.session_update import ConfigProblem, apply_update
 from api.openai.turns import TurnDetector
 from contracts.events import AckEvent, ErrorCode, ErrorEvent, Span, Timing, TranscriptEvent, WordOut
 from tests.openai_utils import check_realtime_event
