@@ -144,7 +144,9 @@ class ItemBook:
 
     def advance(self, committed_offset: int) -> list[ItemEvent]:
         self.committed_offset = max(self.committed_offset, committed_offset)
+        # no word before the committed offset can come any more: forget what only they needed
         self.speech = [c for c in self.speech if c + CHUNK > self.committed_offset]
+        self.cleared = [(a, b) for a, b in self.cleared if b > self.committed_offset]
         return self._settle()
 
     def hear(self, first: int, speech: np.ndarray) -> list[ItemEvent]:
@@ -186,6 +188,10 @@ class ItemBook:
                 Completed(item.id, item.transcript, item.start, item.end, self._failure(item))
             )
             item.done = True
+        # a long session keeps only the items still to complete (the open one among them)
+        self.items = [item for item in self.items if not (item.done or item.dropped)]
+        pending = self.items[0].start if self.items else self.floor
+        self.failed = [f for f in self.failed if f[1] > pending]
         return out
 
     def _final(self, item: Item) -> bool:
