@@ -150,6 +150,8 @@ async def _serve(request: Request, key: str, task: Task) -> Response:
             settings.file_piece_max_sec,
         )
         events = text_events(pieces, asked.model)
+        # an NGINX in front (ingress-nginx) passes each event on at once, unbuffered
+        headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     try:
         result = await transcribe_file(
