@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        ws_max_size=settings.max_frame_bytes + 64 * 1024,  # room to answer 1009 ourselves
+        # room to answer too large frames ourselves, Realtime appends (base64: 4/3) included
+        ws_max_size=settings.max_frame_bytes * 4 // 3 + 64 * 1024,
         # no server pings: a session under backpressure stops reading its socket, and a pong
         # stuck behind unread audio would kill it; dead clients end by ASR_IDLE_TIMEOUT_SEC
         ws_ping_interval=None,

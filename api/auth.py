@@ -3,7 +3,9 @@
 HTTP clients send `Authorization: Bearer <key>`. Browsers cannot set headers on a WebSocket, so
 there the key travels as a subprotocol: the client offers `["asr.v1", "bearer.<key>"]` and the
 server selects `asr.v1` (echoing the key would break browsers, which require the selected
-protocol to be one they offered... and would put the key in a response header). A query
+protocol to be one they offered... and would put the key in a response header). OpenAI's
+Realtime API has the same scheme under other names, `["realtime",
+"openai-insecure-api-key.<key>"]`, accepted too (the official SDK sends the header). A query
 parameter `?api_key=` also works, but URLs end up in proxy logs and browser history: prefer
 the subprotocol. `python -m api.auth KEY` prints the digest to configure.
 """
@@ -20,6 +22,8 @@ from starlette.requests import HTTPConnection
 
 SUBPROTOCOL = "asr.v1"
 BEARER_PREFIX = "bearer."
+OPENAI_SUBPROTOCOL = "realtime"
+OPENAI_KEY_PREFIX = "openai-insecure-api-key."
 ANONYMOUS = "anonymous"
 
 
@@ -69,8 +73,9 @@ def presented_key(connection: HTTPConnection) -> str | None:
     if header.lower().startswith("bearer "):
         return header[7:].strip()
     for protocol in offered_subprotocols(connection):
-        if protocol.startswith(BEARER_PREFIX):
-            return protocol[len(BEARER_PREFIX) :]
+        for prefix in (BEARER_PREFIX, OPENAI_KEY_PREFIX):
+            if protocol.startswith(prefix):
+                return protocol[len(prefix) :]
     return connection.query_params.get("api_key")
 
 

@@ -5,6 +5,7 @@ into pieces of at most 30 s, the pieces with speech are transcribed in parallel 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,17 +59,33 @@ def file_speech(audio: np.ndarray, model: SileroModel, threshold: float) -> Spee
     return timeline
 
 
-async def transcribe_file(
+@dataclass(frozen=True)
+class PieceResult:
+    """One piece of a file, transcribed: its segments on the file's timeline (ids continue
+    across pieces) and the language it was decoded in (None: no speech, nothing was asked)."""
+
+    index: int
+    segments: list[Segment]
+    language: str | None
+    heard_sec: float = 0.0  # audio the model was given (0: none, no speech)
+    text_tokens: int = 0  # of the piece's text, in the model's tokenizer
+
+    @property
+    def text(self) -> str:
+        return " ".join(seg.text for seg in self.segments).strip()
+
+
+async def transcribe_pieces(
     audio: np.ndarray,
     options: DecodeOptions,
     pool: PoolClient,
     limiter: asyncio.Semaphore,
     speech: SpeechTimeline | None,
-    default_language: str,
     max_piece_sec: float = 30.0,
-) -> FileResult:
-    """`speech`: the file's VAD timeline (None: each worker runs its own VAD);
-    `default_language`: the language reported for a file without speech."""
+) -> AsyncIterator[PieceResult]:
+    """The file's pieces, transcribed in parallel on the pool and yielded in order as each one
+    (and every one before it) is done. `speech`: the file's VAD timeline (None: each worker runs
+    its own VAD). Stopping early (a client gone) cancels the pieces still running."""
     pcm = float_to_pcm16(audio)
     pieces = split_points(pcm, max_piece_sec)
     spans: list[SpeechSpans | None] = [
@@ -82,32 +99,63 @@ async def transcribe_file(
         async with limiter:
             return await pool.transcribe(pcm[start:end], opts, Priority.file, spans[index])
 
-    results: dict[int, TranscriptionResponse | None] = {}
+    next_id = 0
+
+    def shifted(index: int, result: TranscriptionResponse | None) -> PieceResult:
+        nonlocal next_id
+        offset = pieces[index][0] / SAMPLE_RATE
+        segments = []
+        for seg in result.segments if result else []:
+            segments.append(shift_segment(seg, offset, next_id))
+            next_id += 1
+        if result is None:
+            return PieceResult(index, segments, None)
+        heard = (pieces[index][1] - pieces[index][0]) / SAMPLE_RATE
+        return PieceResult(index, segments, result.language, heard, result.text_tokens)
+
     language = options.language
-    next_index = 0
+    index = 0
     # Without a language, detect it on the first piece with speech, then keep it for the
     # rest, so all pieces are decoded in one language.
-    while language is None and next_index < len(pieces):
-        results[next_index] = result = await run(next_index, options)
-        next_index += 1
+    while language is None and index < len(pieces):
+        result = await run(index, options)
         if result is not None and result.speech_sec > 0:
             language = result.language
+        yield shifted(index, result)
+        index += 1
     fixed = options.model_copy(update={"language": language})
-    rest = range(next_index, len(pieces))
-    for index, result in zip(
-        rest, await asyncio.gather(*(run(i, fixed) for i in rest)), strict=True
-    ):
-        results[index] = result
+    tasks = [asyncio.create_task(run(i, fixed)) for i in range(index, len(pieces))]
+    try:
+        for i, task in enumerate(tasks, start=index):
+            yield shifted(i, await task)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
+
+async def transcribe_file(
+    audio: np.ndarray,
+    options: DecodeOptions,
+    pool: PoolClient,
+    limiter: asyncio.Semaphore,
+    speech: SpeechTimeline | None,
+    default_language: str,
+    max_piece_sec: float = 30.0,
+) -> FileResult:
+    """The whole file at once; `default_language`: reported for a file without speech."""
     segments: list[Segment] = []
-    for index in range(len(pieces)):
-        offset = pieces[index][0] / SAMPLE_RATE
-        for seg in piece.segments if (piece := results[index]) else []:
-            segments.append(shift_segment(seg, offset, len(segments)))
-    first = next((r for r in results.values() if r is not None), None)
+    language = options.language
+    async for piece in transcribe_pieces(audio, options, pool, limiter, speech, max_piece_sec):
+        segments.extend(piece.segments)
+        language = language or piece.language
     return FileResult(
         text=" ".join(seg.text for seg in segments).strip(),
-        language=language or (first.language if first else default_language),
-        duration_sec=round(pcm.size / SAMPLE_RATE, 3),
+        language=language or default_language,
+        duration_sec=duration_of(audio),
         segments=segments,
     )
+
+
+def duration_of(audio: np.ndarray) -> float:
+    return round(audio.size / SAMPLE_RATE, 3)

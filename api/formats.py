@@ -33,9 +33,11 @@ def to_vtt(result: FileResult) -> str:
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
-def to_verbose_json(result: FileResult, granularities: set[str]) -> dict[str, Any]:
+def to_verbose_json(
+    result: FileResult, granularities: set[str], task: str = "transcribe"
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "task": "transcribe",
+        "task": task,
         "language": result.language,
         "duration": result.duration_sec,
         "text": result.text,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api.auth import KeyStore
 from api.config import GatewaySettings
 from api.metrics import GatewayMetrics
+from api.openai import errors as openai_errors
 from api.pool import PoolClient
 from api.registry import SessionRegistry
-from api.routes import files, health, sessions, ws
+from api.routes import files, health, models, realtime, sessions, ws
 from api.static import NoCacheStaticFiles
 from api.vad_model import find_model, load_model
 from contracts.body_limit import BodySizeLimit
@@ -60,6 +62,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = GatewayMetrics()
     app.state.version = package_version()
+    app.state.started_at = int(time.time())
     app.state.keys = KeyStore.load(settings.api_keys, settings.api_keys_file)
     app.state.registry = SessionRegistry(
         settings.max_sessions, settings.max_sessions_per_key, settings.transcript_ttl_sec
@@ -67,8 +70,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.file_max_bytes,
-        too_large=lambda message: HTTPException(413, message),
+        too_large=lambda message: openai_errors.OpenAIHTTPError(413, message, "too_large"),
+        refusal=openai_errors.refusal_body,
     )
+    openai_errors.install(app)  # OpenAI's error shape on /v1/*
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -80,6 +85,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(files.router)
     app.include_router(sessions.router)
     app.include_router(ws.router)
+    app.include_router(models.router)
+    app.include_router(realtime.router)
     if settings.frontend_dir.is_dir():
         app.mount(
             "/", NoCacheStaticFiles(directory=settings.frontend_dir, html=True), name="frontend"

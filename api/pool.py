@@ -25,7 +25,14 @@ from dataclasses import dataclass
 import httpx
 import numpy as np
 
-from contracts.worker import DecodeOptions, Priority, SpeechSpans, TranscriptionResponse, to_form
+from contracts.worker import (
+    DecodeOptions,
+    Priority,
+    ReadyResponse,
+    SpeechSpans,
+    TranscriptionResponse,
+    to_form,
+)
 
 RETRYABLE_STATUS = {502, 503, 504}
 
@@ -86,6 +93,16 @@ class PoolClient:
             return (await self._http.get("/ready", timeout=2.0)).status_code == 200
         except httpx.HTTPError:
             return False
+
+    async def worker_info(self) -> ReadyResponse | None:
+        """What a ready worker serves (through NGINX: any one worker); None when none answers."""
+        try:
+            response = await self._http.get("/ready", timeout=2.0)
+            if response.status_code != 200:
+                return None
+            return ReadyResponse.model_validate_json(response.content)
+        except (httpx.HTTPError, ValueError):
+            return None
 
     async def transcribe(
         self,

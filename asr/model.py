@@ -117,10 +117,12 @@ class SpeechModel:
             hotwords=options.hotwords or None,
             vad_filter=options.vad_filter,
             word_timestamps=options.word_timestamps,
+            task=options.task,
             no_speech_threshold=NO_SPEECH_PROB,
             log_prob_threshold=LOW_LOGPROB,
         )
-        return _response(raw_segments, spans, duration, language, probability, options, started)
+        result = _response(raw_segments, spans, duration, language, probability, options, started)
+        return self._counted(result)
 
     def transcribe_batch(
         self,
@@ -155,7 +157,8 @@ class SpeechModel:
             language = options.language or self.languages[0]
             for i, segments in zip(todo, raw, strict=True):
                 duration = audios[i].size / SAMPLE_RATE
-                out[i] = _response(segments, spans[i], duration, language, 1.0, options, started)
+                response = _response(segments, spans[i], duration, language, 1.0, options, started)
+                out[i] = self._counted(response)
         for result in out:
             if isinstance(result, TranscriptionResponse):
                 result.timing.inference_ms = _ms_since(started)
@@ -196,6 +199,13 @@ class SpeechModel:
             segments=segments,
             timing=Timing(inference_ms=_ms_since(started)),
         )
+
+    def _counted(self, result: TranscriptionResponse) -> TranscriptionResponse:
+        """The text's tokens (what OpenAI's API reports as output tokens)."""
+        if result.text:
+            encoded = self.model.hf_tokenizer.encode(f" {result.text}", add_special_tokens=False)
+            result.text_tokens = len(encoded.ids)
+        return result
 
     def _empty(
         self, options: DecodeOptions, duration: float, started: float

@@ -30,9 +30,10 @@ Payload = tuple[np.ndarray, DecodeOptions, Spans]
 def batch_key(samples: int, options: DecodeOptions, priority: Priority) -> str | None:
     """Requests with equal keys can share a model call; None: this one takes the unbatched
     path (partials: the draft pass; no language: detection; temperature other than 0.0: the
-    fallback ladder or sampling; vad_filter; over 30 s: faster-whisper's seeking)."""
+    fallback ladder or sampling; vad_filter; translation; over 30 s: faster-whisper's seeking)."""
     if (
         priority is Priority.partial
+        or options.task != "transcribe"
         or options.language is None
         or options.temperature != 0.0
         or options.vad_filter

@@ -6,7 +6,7 @@ worker's (WorkerSettings from the same environment, threads from the job); the d
 are those a worker uses for `POST /transcribe` with only language and beam_size given.
 
 job: {"threads": 2, "jobs": [{"id", "path", "language", "beam_size", "offset_sec",
-      "duration_sec", "repeat"}]}
+      "duration_sec", "repeat", "task"}]}   (task: "transcribe" (default) or "translate")
 out: {"load_sec", "rss_mb", "results": [{"id", "times_sec": [...], "text"}]}
 """
 
@@ -83,6 +83,7 @@ def _main() -> None:
                 temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
                 word_timestamps=True,
                 vad_filter=False,
+                task=job.get("task", "transcribe"),
                 no_speech_threshold=NO_SPEECH_PROB,
                 log_prob_threshold=LOW_LOGPROB,
             )

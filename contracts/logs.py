@@ -11,8 +11,10 @@ from typing import Any
 import structlog
 
 # API keys must never reach the logs, wherever they hide (a query string logged by uvicorn, an
-# Authorization header, a "bearer.<key>" WebSocket subprotocol)
-_SECRETS = re.compile(r"(api_key=|bearer[ .:]\s*)[^&\s\"',;]+", re.IGNORECASE)
+# Authorization header, a "bearer.<key>" WebSocket subprotocol, OpenAI's browser subprotocol)
+_SECRETS = re.compile(
+    r"(api_key=|bearer[ .:]\s*|openai-insecure-api-key\.)[^&\s\"',;]+", re.IGNORECASE
+)
 
 
 def redact(text: str) -> str:

@@ -21,6 +21,7 @@ from contracts.languages import LanguageNotAllowed, check_language
 
 MAX_BEAM_SIZE = 20
 AudioFormat = Literal["auto", "pcm_s16le"]
+Task = Literal["transcribe", "translate"]  # translate: whisper's speech-to-English
 SpeechSpans = list[tuple[float, float]]  # (start, end) seconds of speech, in the audio sent
 
 
@@ -56,6 +57,7 @@ class DecodeOptions(BaseModel):
     )
     vad_filter: bool = False
     word_timestamps: bool = True
+    task: Task = "transcribe"
 
 
 class WorkerRequest(BaseModel):
@@ -196,6 +198,7 @@ class TranscriptionResponse(BaseModel):
         default_factory=list, description="(start, end) of each stretch of speech, seconds"
     )
     segments: list[Segment]
+    text_tokens: int = Field(0, description="tokens of `text` in the model's tokenizer")
     timing: Timing = Field(default_factory=Timing)
 
 
