@@ -149,6 +149,11 @@ class ChannelCore:
         step.done = self.finishing and self.drained
         return step
 
+    @property
+    def context_sec(self) -> float:
+        """How much audio before the committed point a request hears again."""
+        return self.settings.context_sec
+
     # a mode's policy: its next decision on the audio, and acting on one
     @property
     def busy(self) -> bool:
@@ -263,13 +268,21 @@ class ChannelCore:
     def partial_request(self) -> WindowRequest | None:
         """A cheap look at the uncommitted tail, when there is new speech to show."""
         end = self.track.received
-        start = max(self.committed_offset, end - int(self.settings.partial_max_sec * SAMPLE_RATE))
+        since = self.committed_offset
+        start = max(since, end - int(self.settings.partial_max_sec * SAMPLE_RATE))
         if end - max(start, self.last_partial_end) < MIN_PARTIAL_NEW_SEC * SAMPLE_RATE:
             return None
         if self.finishing or not self.has_speech(start, end):
             return None
-        options = self.options(beam_size=1, best_of=1, word_timestamps=False)
-        return self.request("partial", start, start, end, options, Priority.partial, self.commits)
+        prefix = None
+        if self.settings.decoder_prefix and start == since:
+            # heard after the words sent before it, as the final passes hear it
+            start = self.context_start(since, self.context_sec)
+            prefix = self.prefix(start, since)
+            if prefix is None:
+                start = since
+        options = self.options(beam_size=1, best_of=1, word_timestamps=False, prefix=prefix)
+        return self.request("partial", start, since, end, options, Priority.partial, self.commits)
 
     def on_partial(
         self, request: WindowRequest, result: TranscriptionResponse
@@ -277,7 +290,9 @@ class ChannelCore:
         if request.version != self.commits or self.finishing:
             return []  # a transcript covered its audio meanwhile: stale
         self.meter.window_sent("partial")
-        return [self.partial_event(result.text, request.start, request.end)]
+        # (after a prefix the draft holds only what follows the words sent)
+        start = max(request.start, request.since)
+        return [self.partial_event(result.text, start, request.end)]
 
     def partial_event(self, text: str, start: int, end: int) -> PartialEvent:
         self.last_partial_end = end

@@ -105,6 +105,10 @@ class StreamPolicy(ChannelCore):
             return chosen
 
     @property
+    def context_sec(self) -> float:
+        return self.settings.stream_context_sec
+
+    @property
     def _uncommitted_from(self) -> int:
         """Where the audio a pass must still settle begins (it never grows past max_buffer)."""
         return self.committed_offset if self.settings.decoder_prefix else self.buffer_start
@@ -127,7 +131,7 @@ class StreamPolicy(ChannelCore):
         if self.settings.decoder_prefix:
             # the words already committed in the last stream_context_sec are heard again as
             # the decoder's forced prefix: it generates only what follows them
-            start = self.context_start(self.committed_offset, self.settings.stream_context_sec)
+            start = self.context_start(self.committed_offset, self.context_sec)
             prefix = self.prefix(start, decided.end)
         else:
             start, prefix = self.buffer_start, None

@@ -19,6 +19,7 @@ from contracts.audio import SAMPLE_RATE
 from contracts.worker import DecodeOptions, Segment, Timing, TranscriptionResponse, Word
 
 FULL_FRAMES = 3000
+VERSION = 2  # part of the replay's cache key: bump when the decode changes
 TOKENS_PER_SEC = 8  # generous for speech (~3-4 text tokens/s); stops a looping decoder
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
@@ -31,6 +32,7 @@ def decode(
     prefix: str | None,
     pad_frames: int | None,
     timestamps: bool = False,
+    speech: list[tuple[float, float]] | None = None,
 ) -> TranscriptionResponse:
     import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
@@ -50,7 +52,9 @@ def decode(
     )
     prompt = fw.get_prompt(tokenizer, previous, without_timestamps=not timestamps, prefix=prefix)
     prefix_tokens = tokenizer.encode(" " + prefix.strip()) if prefix else []
-    budget = int(duration * TOKENS_PER_SEC) + 10
+    # the whole window's text, prefix included, fits the budget: after a long prefix little
+    # may follow (a decoder forced through all there is to say otherwise invents more)
+    budget = max(4, int(duration * TOKENS_PER_SEC) + 10 - len(prefix_tokens))
     result = fw.model.generate(
         encoded,
         [prompt],
@@ -89,6 +93,9 @@ def decode(
                     probability=round(float(item["probability"]), 4),
                 )
             )
+    if speech is not None:
+        # a word far from any speech was read into the silence (or the padding) after it
+        words = [w for w in words if any(w.start < b + 0.3 and w.end > a - 0.3 for a, b in speech)]
     text = tokenizer.decode(generated).strip()
     avg_logprob = result.scores[0] * len(generated) / (len(generated) + 1) if generated else -9
     silent = result.no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOW_LOGPROB

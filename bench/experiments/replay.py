@@ -32,6 +32,7 @@ from api.config import GatewaySettings
 from api.core.replay import Run, drive, drive_sessions, make_core
 from api.core.steps import WindowRequest
 from api.vad_model import find_model, load_model
+from bench.experiments.fast_decode import VERSION as FAST_VERSION
 from bench.latency import reference_words, timed_events, word_latencies
 from bench.longform import longform_clips, read_wav
 from bench.scoring import REPO_ROOT, Clip, load_manifest, wer
@@ -134,7 +135,7 @@ class Engine:
                 digest,
                 request.options.model_dump(exclude_defaults=True),
                 request.speech_spans,
-                *([self.decoder, self.pad_frames] if self.decoder != "fw" else []),
+                *([self.decoder, self.pad_frames, FAST_VERSION] if self.decoder != "fw" else []),
             ]
         )
         spans = None if request.speech_spans is None else self.as_spans(request.speech_spans)
@@ -149,7 +150,14 @@ class Engine:
             options = request.options
             return self._cached(
                 key,
-                lambda: decode(self.model.model, audio, options, options.prefix, self.pad_frames),
+                lambda: decode(
+                    self.model.model,
+                    audio,
+                    options,
+                    options.prefix,
+                    self.pad_frames,
+                    speech=request.speech_spans,
+                ),
             )
         assert request.options.prefix is None, "the worker path has no prefix: --decoder fast"
         return self._cached(key, lambda: self.model.transcribe(audio, request.options, spans))

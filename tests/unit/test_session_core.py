@@ -351,3 +351,96 @@ def test_recorded_retry_alone_happens_on_real_answers() -> None:
 
 def test_fixtures_are_small() -> None:
     assert sum(p.stat().st_size for p in Path(FIXTURES).glob("*.json")) < 2_000_000
+
+
+# ---- the decoder's forced prefix: the words already sent are not generated again -------------
+
+
+def answer_after_prefix(
+    request: WindowRequest, *words: tuple[str, float, float]
+) -> TranscriptionResponse:
+    """What a worker honouring `prefix` sends: the words the audio holds after the prefix's."""
+    full = answer(request, *words)
+    prefix = (request.options.prefix or "").split()
+    if not prefix or not full.segments:
+        return full
+    kept = full.segments[0].words[len(prefix) :]
+    segment = full.segments[0].model_copy(
+        update={"words": kept, "text": "".join(w.word for w in kept)}
+    )
+    return full.model_copy(
+        update={"segments": [segment] if kept else [], "text": segment.text.strip()}
+    )
+
+
+PREFIXED = GatewaySettings(decoder_prefix=True)
+
+
+def test_a_window_hears_its_context_as_the_prefix_and_keeps_every_word_after_it() -> None:
+    audio, probs = scripted((2.3, True), (0.3, False), (2.4, True))
+    # "quatro" starts before the cut-off point the midpoint rule would use: with a prefix the
+    # worker's answer holds only new words, all of them kept
+    said = [("um", 0.2, 1.0), ("dois", 1.1, 2.3), ("quatro", 2.25, 4.8)]
+    run = drive(
+        make_core(BALANCED, PREFIXED), audio, probs, lambda r: answer_after_prefix(r, *said)
+    )
+    first, second = run.requests[0], run.requests[1]
+    assert first.options.prefix is None  # nothing sent before it
+    assert second.start < second.since and second.options.prefix == "um dois"
+    assert [w["word"] for w in words_of(run)] == ["um", "dois", "quatro"]
+    assert_sound(run, 5.0)
+
+
+def test_without_the_words_text_there_is_no_prefix() -> None:
+    """A resumed session's context has word starts but no text: no prefix, the old filter."""
+    audio, probs = scripted((6.0, True), (0.3, False), (2.0, True))
+    cut, context = 4 * SR, 3 * SR
+    first = cut - context // CHUNK * CHUNK
+    said = [("um", 1.0, 2.0), ("dois", 2.5, 3.9), ("três", 4.1, 5.9), ("quatro", 6.5, 8.0)]
+    core = make_core(
+        BALANCED, PREFIXED, timeline_offset=cut, context_samples=context,
+        context_word_starts=(int(2.5 * SR),),
+    )  # fmt: skip
+    run = drive(
+        core, audio[cut - context :], probs[(first // CHUNK) :],
+        lambda r: answer_after_prefix(r, *said), first_chunk_at=first,
+    )  # fmt: skip
+    assert run.requests[0].options.prefix is None
+    assert [w["word"] for w in words_of(run)] == ["três", "quatro"]
+
+
+def test_stream_passes_hear_the_recent_committed_words_as_their_prefix() -> None:
+    audio, probs = scripted((6.0, True), (0.6, False))
+    said = [(f"w{i}", 0.5 * i + 0.05, 0.5 * i + 0.4) for i in range(12)]
+    start = {"language": "pt", "mode": "stream", "partials": False}
+    settings = GatewaySettings(decoder_prefix=True, stream_context_sec=2.0)
+    run = drive(make_core(start, settings), audio, probs, lambda r: answer_after_prefix(r, *said))
+    passes = [r for r in run.requests if r.purpose == "pass"]
+    prefixed = [r for r in passes if r.options.prefix]
+    assert prefixed, "once words are committed, passes carry them"
+    for request in prefixed:
+        # the prefix is the committed words the pass's audio holds, from its first sample on
+        heard = [w for w, a, _ in said if a >= request.start / SR]
+        assert request.options.prefix.split() == heard[: len(request.options.prefix.split())]
+        assert request.start >= request.end - (2.0 + 1.0 + 1.2) * SR  # ~context + the new part
+    assert [w["word"] for w in words_of(run)] == [w for w, _, _ in said]
+    assert_sound(run, 6.6)
+
+
+def test_a_pass_that_reads_the_committed_words_again_does_not_commit_them_twice() -> None:
+    audio, probs = scripted((4.0, True), (0.6, False))
+    said = [("a", 0.1, 0.5), ("b", 0.6, 0.9), ("c", 1.2, 1.6), ("d", 2.1, 2.6), ("e", 3.0, 3.8)]
+
+    def rereading(request: WindowRequest) -> TranscriptionResponse:
+        out = answer_after_prefix(request, *said)
+        prefix = (request.options.prefix or "").split()
+        if len(prefix) >= 2 and out.segments:  # the decoder reads its last two words again
+            again = [Word(word=f" {w}", start=0.0, end=0.1, probability=0.5) for w in prefix[-2:]]
+            words = again + out.segments[0].words
+            out.segments[0] = out.segments[0].model_copy(update={"words": words})
+        return out
+
+    start = {"language": "pt", "mode": "stream", "partials": False}
+    settings = GatewaySettings(decoder_prefix=True, stream_drop_repeats=True)
+    run = drive(make_core(start, settings), audio, probs, rereading)
+    assert [w["word"] for w in words_of(run)] == ["a", "b", "c", "d", "e"]
