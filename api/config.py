@@ -45,8 +45,15 @@ class GatewaySettings(BaseSettings):
         "after what was sent: carry it into the next window (once, then alone), or ask for its "
         "new audio alone",
     )
+    window_encoder_pad_sec: float | None = Field(
+        3.0,
+        ge=0.0,
+        le=30.0,
+        description="live windows are encoded on their own length plus this much padding "
+        "instead of 30 s (the worker's asr/window_decode.py); unset: 30 s",
+    )
     decoder_prefix: bool = Field(
-        False,
+        True,
         description="the words already sent that a window's context holds are the decoder's "
         "forced prefix: the worker does not generate them again and returns only new words",
     )
@@ -64,7 +71,7 @@ class GatewaySettings(BaseSettings):
         8.0, ge=4.0, le=28.0, description="measured: 8 s gives p95 5.0 s final latency, 15 s 11 s"
     )
     stream_context_sec: float = Field(
-        5.0,
+        3.0,
         ge=0.0,
         le=20.0,
         description="stream mode with decoder_prefix: committed audio heard again before the "
@@ -75,18 +82,6 @@ class GatewaySettings(BaseSettings):
         ge=0.0,
         le=10.0,
         description="stream mode: a word with this much audio after it is final (0: never)",
-    )
-    stream_commit_guard_sec: float = Field(
-        0.0,
-        ge=0.0,
-        le=5.0,
-        description="stream mode: a word two passes agree on is final only once this much audio "
-        "after its end has been decoded",
-    )
-    stream_drop_repeats: bool = Field(
-        False,
-        description="stream mode with decoder_prefix: a pass's first words that say the last "
-        "committed words again are dropped",
     )
     stream_commit_pause_ms: int = Field(
         300, ge=100, le=5000, description="stream mode: a pause this long commits what precedes"

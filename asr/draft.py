@@ -20,9 +20,14 @@ TOKENS_PER_SEC = 6  # speech rarely exceeds ~4 tokens/s; the cap stops runaway l
 
 
 def draft_text(
-    model: Any, audio: np.ndarray, language: str | None, allowed: list[str]
+    model: Any,
+    audio: np.ndarray,
+    language: str | None,
+    allowed: list[str],
+    prefix: str | None = None,
 ) -> tuple[str, str]:
-    """(text, language) of `audio`; without a language, the likeliest allowed one."""
+    """(text, language) of `audio`; without a language, the likeliest allowed one. With a
+    `prefix` (the words already sent that the audio begins with), only the text after it."""
     import ctranslate2
     from faster_whisper.tokenizer import Tokenizer
 
@@ -38,11 +43,18 @@ def draft_text(
         )
         language = max(allowed, key=lambda code: scores.get(code, 0.0))
     tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language=language)
-    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-    budget = int(audio.size / SAMPLE_RATE * TOKENS_PER_SEC) + 4
+    prefix = prefix.strip() if prefix else None
+    prefix_tokens = tokenizer.encode(" " + prefix) if prefix else []
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps, *prefix_tokens]
+    # the whole text, prefix included, within the budget
+    budget = max(4, int(audio.size / SAMPLE_RATE * TOKENS_PER_SEC) + 4 - len(prefix_tokens))
     result = model.model.generate(
         encoded, [prompt], beam_size=1, max_length=len(prompt) + budget, suppress_blank=True
     )[0]
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    if tokens[: len(prefix_tokens)] == prefix_tokens:  # CTranslate2 returns the prefix too
+        tokens = tokens[len(prefix_tokens) :]
+    said = (prefix or "").split()
     words = tokenizer.decode(tokens).split()
-    return " ".join(words[: repeated_tail_start(words, min_run=3)]), language
+    keep = max(0, repeated_tail_start([*said, *words], min_run=3) - len(said))
+    return " ".join(words[:keep]), language

@@ -55,12 +55,12 @@ class WorkerMetrics:
         )
         self.model_calls = Counter(
             "asr_worker_model_inputs",
-            "Inputs that reached the model, by path (transcribe, batch, draft); requests "
+            "Inputs that reached the model, by path (transcribe, window, batch, draft); requests "
             "without speech never do",
             ["path"],
             registry=r,
         )
-        for path in ("transcribe", "batch", "draft"):
+        for path in ("transcribe", "window", "batch", "draft"):
             self.model_calls.labels(path)
         self.pack_redone = Counter(
             "asr_worker_pack_redone",

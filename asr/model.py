@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from asr import window_decode
 from asr.batch_decode import BatchDecoder
 from asr.config import WorkerSettings
 from asr.draft import draft_text
@@ -106,6 +107,12 @@ class SpeechModel:
         if not spans:
             return self._empty(options, duration, started)
         language, probability = self._language(audio, spans, options.language)
+        if window_decode.applies(options.model_copy(update={"language": language}), audio.size):
+            self._called("window", 1)
+            chosen = options.model_copy(update={"language": language})
+            raw = window_decode.decode_window(self.model, audio, chosen, spans)
+            result = _response(raw, spans, duration, language, probability, options, started)
+            return self._counted(result)
         self._called("transcribe", 1)
         raw_segments, _info = self.model.transcribe(
             audio,
@@ -174,7 +181,9 @@ class SpeechModel:
         if not spans:
             return self._empty(options, duration, started)
         self._called("draft", 1)
-        text, language = draft_text(self.model, audio, options.language, self.languages)
+        text, language = draft_text(
+            self.model, audio, options.language, self.languages, options.prefix
+        )
         segments = (
             [
                 Segment(

@@ -29,6 +29,14 @@ def repeated_tail_start(words: Sequence[str], min_run: int = 5, window: int = 40
     return n
 
 
+def kept_before_loop(prefix: str | None, words: Sequence[str]) -> int:
+    """How many of `words` (what the decoder said after a forced `prefix`) come before a looping
+    tail, the prefix counted as said: a decoder forced through "eu quero uma" may go on with
+    "coxinha de frango. Eu quero uma coxinha de frango", which is a loop only with the prefix."""
+    said = (prefix or "").split()
+    return max(0, repeated_tail_start([*said, *words]) - len(said))
+
+
 def same_word(a: str, b: str) -> bool:
     """The same word, ignoring case and punctuation (never true for a bare punctuation mark)."""
     key = word_key(a)

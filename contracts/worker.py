@@ -55,6 +55,14 @@ class DecodeOptions(BaseModel):
         "is forced through it instead of generating it again, and only the words after it "
         "come back",
     )
+    encoder_pad_sec: float | None = Field(
+        None,
+        ge=0.0,
+        le=30.0,
+        description="None: the encoder hears 30 s (faster-whisper's way). A number: the audio "
+        "plus this much padding, a timestamp-free decode capped by the audio's length, word "
+        "times from the alignment (asr/window_decode.py; live windows)",
+    )
     vad_filter: bool = False
     word_timestamps: bool = True
     task: Task = "transcribe"

@@ -60,13 +60,16 @@ SCENARIOS = [
         "batch-carry",
         ("ufpalign-falabrasil",),
         {"language": "pt", "profile": "ultra_fast"},
-        notes="a window whose answer has no new words (whisper dropped them): carried",
+        notes="a window whose answer has no new words (whisper dropped them): carried. Without "
+        "the decoder prefix and the short encoder input: with them, whisper answered every "
+        "non-final window of the dev set's clips (3 profiles) with its new words",
+        settings={"decoder_prefix": False, "window_encoder_pad_sec": None},
     ),
     Scenario(
         "batch-retry-alone",
-        ("ufpalign-falabrasil",),
-        {"language": "pt", "profile": "ultra_fast"},
-        notes="the same window, retried without context (ASR_BATCH_EMPTY_WINDOW=alone)",
+        ("fleurs-en-000",),
+        {"language": "en", "profile": "ultra_fast"},
+        notes="the final window answered without its new words: retried without context",
         settings={"batch_empty_window": "alone"},
     ),
 ]

@@ -23,7 +23,7 @@ from api.core.steps import Step, WindowRequest
 from api.core.windowing import FRAME_SAMPLES, CutPlan, choose_cut, quiet_threshold
 from contracts.audio import SAMPLE_RATE
 from contracts.logs import get_logger
-from contracts.words import repeated_tail_start, shift_words
+from contracts.words import kept_before_loop, shift_words
 from contracts.worker import SpeechSpans, TranscriptionResponse, Word
 
 log = get_logger("api.core.batch")
@@ -259,7 +259,7 @@ class BatchPolicy(ChannelCore):
         words = shift_words(
             (w for seg in result.segments for w in seg.words), request.start / SAMPLE_RATE
         )
-        words = words[: repeated_tail_start([w.word for w in words])]
+        words = words[: kept_before_loop(request.options.prefix, [w.word for w in words])]
         if request.options.prefix is not None:
             return words
         boundary = since / SAMPLE_RATE

@@ -224,6 +224,7 @@ class ChannelCore:
             "initial_prompt": self.config.prompt,
             "hotwords": self.config.hotwords,
             "word_timestamps": True,
+            "encoder_pad_sec": self.settings.window_encoder_pad_sec,
         }
         values.update(overrides)
         return DecodeOptions(**values)

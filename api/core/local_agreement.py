@@ -8,9 +8,8 @@ from contracts.worker import Word
 
 
 class HypothesisBuffer:
-    def __init__(self, drop_repeats: bool = False) -> None:
+    def __init__(self) -> None:
         self.committed_end = 0.0  # seconds: end of the last committed word
-        self.drop_repeats = drop_repeats
         self._committed_tail: list[str] = []  # keys of the last committed words
         self._previous: list[Word] = []
         self._current: list[Word] = []
@@ -21,9 +20,7 @@ class HypothesisBuffer:
         committed ones)."""
         if after_committed:
             fresh = [w for w in words if word_key(w.word)]
-            if self.drop_repeats:
-                fresh = fresh[self._repeats_committed(fresh) :]
-            self._current = fresh
+            self._current = fresh[self._repeats_committed(fresh) :]
             return
         fresh = [w for w in words if w.start > self.committed_end - 0.1 and word_key(w.word)]
         # the new hypothesis may start by repeating the last committed words: drop them
@@ -33,18 +30,13 @@ class HypothesisBuffer:
                 break
         self._current = fresh
 
-    def flush(
-        self, settled_before: float | None = None, heard_before: float | None = None
-    ) -> list[Word]:
+    def flush(self, settled_before: float | None = None) -> list[Word]:
         """Commit the longest common prefix of the last two hypotheses, and beyond it the words
-        that end before `settled_before` (heard with enough audio after them to be sure). With
-        `heard_before`, an agreed word must also end before it (some audio after it heard)."""
+        that end before `settled_before` (heard with enough audio after them to be sure)."""
         agreed: list[Word] = []
         for index, new in enumerate(self._current):
             old = self._previous[index] if index < len(self._previous) else None
             agrees = old is not None and word_key(new.word) == word_key(old.word)
-            if agrees and heard_before is not None and new.end > heard_before:
-                agrees = False
             settled = settled_before is not None and new.end <= settled_before
             if not (agrees or settled):
                 break

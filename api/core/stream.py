@@ -21,7 +21,7 @@ from api.core.channel import ChannelCore, pool_seconds
 from api.core.local_agreement import HypothesisBuffer
 from api.core.steps import Step, WindowRequest
 from contracts.audio import SAMPLE_RATE
-from contracts.words import repeated_tail_start, shift_words
+from contracts.words import kept_before_loop, shift_words
 from contracts.worker import TranscriptionResponse, Word
 
 SENTENCE_END = (".", "?", "!", "…")
@@ -47,7 +47,7 @@ class StreamPolicy(ChannelCore):
         self.max_buffer = int(self.settings.stream_buffer_max_sec * SAMPLE_RATE)
         self.pause = self.settings.stream_commit_pause_ms * SAMPLE_RATE // 1000
         self.buffer_start = self.track.base  # absolute sample: any context is heard too
-        self.hypotheses = HypothesisBuffer(self.settings.stream_drop_repeats)
+        self.hypotheses = HypothesisBuffer()
         self.hypotheses.committed_end = self.committed_offset / SAMPLE_RATE
         self.decoded_until = self.committed_offset
         self.paused_at = self.committed_offset
@@ -148,15 +148,11 @@ class StreamPolicy(ChannelCore):
         words = shift_words(
             (w for seg in result.segments for w in seg.words), request.start / SAMPLE_RATE
         )
-        words = words[: repeated_tail_start([w.word for w in words])]
+        words = words[: kept_before_loop(request.options.prefix, [w.word for w in words])]
         self.hypotheses.insert(words, after_committed=request.options.prefix is not None)
         lookahead = self.settings.stream_lookahead_sec
         settled = decided.end / SAMPLE_RATE - lookahead if lookahead > 0 else None
-        guard = self.settings.stream_commit_guard_sec
-        heard = decided.end / SAMPLE_RATE - guard if guard > 0 else None
-        committed = (
-            self.hypotheses.flush_all() if decided.final else self.hypotheses.flush(settled, heard)
-        )
+        committed = self.hypotheses.flush_all() if decided.final else self.hypotheses.flush(settled)
         step = Step()
         if committed:
             span = self.span(request.start, decided.end)

@@ -32,7 +32,6 @@ from api.config import GatewaySettings
 from api.core.replay import Run, drive, drive_sessions, make_core
 from api.core.steps import WindowRequest
 from api.vad_model import find_model, load_model
-from bench.experiments.fast_decode import VERSION as FAST_VERSION
 from bench.latency import reference_words, timed_events, word_latencies
 from bench.longform import longform_clips, read_wav
 from bench.scoring import REPO_ROOT, Clip, load_manifest, wer
@@ -41,10 +40,11 @@ from contracts.logs import configure_logging
 from contracts.worker import DecodeOptions, TranscriptionResponse
 
 CACHE = REPO_ROOT / ".cache" / "replay"
+CACHE_VERSION = 3  # part of every answer's key: bump when the worker's decoding changes
 # pool seconds per request on this machine (2 cores, base int8): the 30 s encoder plus a
 # decoder share that grows with the audio; a draft (partial) pass is far cheaper
 COST_BASE_SEC, COST_PER_AUDIO_SEC = 0.30, 0.075
-# the direct path (bench/experiments/fast_decode.py): the encoder on the audio plus its
+# a live window through asr/window_decode.py: the encoder on the audio plus its
 # padding, each word generated, each prefix word read
 FAST_BASE_SEC, FAST_PER_INPUT_SEC, FAST_PER_WORD_SEC, FAST_PER_PREFIX_WORD_SEC = (
     0.03,
@@ -59,10 +59,10 @@ def cost_model(engine: Engine) -> Any:
         seconds = (request.end - request.start) / SAMPLE_RATE
         if request.purpose == "partial":
             return 0.05 + 0.02 * seconds
-        if engine.decoder == "fast":
+        if request.options.encoder_pad_sec is not None:  # asr/window_decode.py
             words = sum(len(s.words) for s in engine(request).segments)
             prefix = len((request.options.prefix or "").split())
-            padded = seconds + (engine.pad_frames or 3000) / 100
+            padded = seconds + request.options.encoder_pad_sec
             return (
                 FAST_BASE_SEC
                 + FAST_PER_INPUT_SEC * min(30.0, padded)
@@ -105,7 +105,7 @@ def material(kind: str, engine: Engine) -> list[Material]:
 class Engine:
     """The worker's engine in this process, answers cached on disk."""
 
-    def __init__(self, decoder: str = "fw", pad_frames: int | None = None) -> None:
+    def __init__(self) -> None:
         from asr.config import WorkerSettings
         from asr.model import SpeechModel
         from asr.vad import as_spans
@@ -114,8 +114,6 @@ class Engine:
         self.as_spans = as_spans
         CACHE.mkdir(parents=True, exist_ok=True)
         self.calls = 0
-        self.decoder = decoder  # fw: the worker's path; fast: bench/experiments/fast_decode.py
-        self.pad_frames = pad_frames
 
     def _cached(self, key: str, compute: Any) -> TranscriptionResponse:
         path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
@@ -135,31 +133,13 @@ class Engine:
                 digest,
                 request.options.model_dump(exclude_defaults=True),
                 request.speech_spans,
-                *([self.decoder, self.pad_frames, FAST_VERSION] if self.decoder != "fw" else []),
+                CACHE_VERSION,
             ]
         )
         spans = None if request.speech_spans is None else self.as_spans(request.speech_spans)
         audio = pcm16_to_float(request.audio)
         if request.purpose == "partial":
             return self._cached(key, lambda: self.model.draft(audio, request.options, spans))
-        if self.decoder == "fast":
-            from bench.experiments.fast_decode import decode
-
-            if spans == []:
-                return self._cached(key, lambda: self.model.transcribe(audio, request.options, []))
-            options = request.options
-            return self._cached(
-                key,
-                lambda: decode(
-                    self.model.model,
-                    audio,
-                    options,
-                    options.prefix,
-                    self.pad_frames,
-                    speech=request.speech_spans,
-                ),
-            )
-        assert request.options.prefix is None, "the worker path has no prefix: --decoder fast"
         return self._cached(key, lambda: self.model.transcribe(audio, request.options, spans))
 
     def whole(self, item: Material) -> TranscriptionResponse:
@@ -215,14 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-sec", type=float, default=0.3)
     parser.add_argument("--sessions", type=int, default=1, help="clips sharing one worker")
     parser.add_argument("--json", type=Path, help="write per-clip results here")
-    parser.add_argument("--decoder", choices=["fw", "fast"], default="fw")
-    parser.add_argument("--pad-frames", type=int, default=None, help="fast: encoder padding")
     args = parser.parse_args(argv)
     configure_logging("WARNING")  # the core's per-window debug lines are not the result
     overrides = dict(item.split("=", 1) for item in args.set)
     settings = GatewaySettings(**overrides)
     start = json.loads(args.start)
-    engine = Engine(args.decoder, args.pad_frames)
+    engine = Engine()
     vad = load_model(find_model(settings.vad_model_path))
     rows = []
     items = material(args.material, engine)

@@ -8,6 +8,7 @@ import json
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from bench.scoring import wer
@@ -246,3 +247,48 @@ def test_speech_spans_sent_with_a_request_replace_the_workers_vad(
     for bad in ("not json", "[[2, 1]]", '[["a", 1]]'):
         response = post(worker.url, pcm, "a.raw", speech_spans=bad, **raw)
         assert response.status_code == 422 and "speech_spans" in response.json()["detail"], bad
+
+
+def live_window(url: str, audio, **form: object) -> dict:  # type: ignore[no-untyped-def]
+    """A live window as the gateway sends it: PCM16, language and temperature pinned, a 3 s
+    encoder padding (asr/window_decode.py)."""
+    fields = {"format": "pcm_s16le", "language": "pt", "temperature": 0.0, "encoder_pad_sec": 3.0}
+    response = post(url, to_pcm16(audio), **{**fields, **form})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.baseline
+def test_a_live_window_returns_only_the_words_after_its_prefix(
+    worker: ManagedProcess, manifest
+) -> None:
+    audio = read_wav(str(manifest["fleurs-pt-000"].path))[: 9 * 16000]
+    before = scrape(worker.url)
+    whole = live_window(worker.url, audio)
+    words = [w for s in whole["segments"] for w in s["words"]]
+    assert value(scrape(worker.url), "asr_worker_model_inputs_total", path="window") > value(
+        before, "asr_worker_model_inputs_total", path="window"
+    )
+    said = [w for w in words if w["end"] <= 4.5]  # the words a gateway sent already
+    assert 4 <= len(said) < len(words)
+    prefix = "".join(w["word"] for w in said).strip()
+    after = live_window(worker.url, audio, prefix=prefix)
+    new = [w for s in after["segments"] for w in s["words"]]
+    # only what follows the prefix comes back, with times on the window's timeline
+    assert new and new[0]["start"] >= said[-1]["end"] - 0.3
+    check_wer(
+        "worker/fleurs-pt-000/window-prefix",
+        wer(whole["text"], f"{prefix} {after['text']}"),
+        words_in(whole["text"]),
+    )
+
+
+def test_a_prefix_that_says_everything_gets_nothing_more(worker: ManagedProcess, manifest) -> None:
+    """Forced through all the window says, with 2 s of silence after it, the decoder may go on
+    inventing (it did, "E aí!", before the budget counted the prefix): nothing comes back."""
+    clip = read_wav(str(manifest["ufpalign-coxinha"].path))
+    audio = np.concatenate([clip, silence(2.0)])
+    said = live_window(worker.url, audio)["text"]
+    assert "coxinha" in said.lower()
+    again = live_window(worker.url, audio, prefix=said)
+    assert again["segments"] == [] and again["text"] == ""

@@ -12,7 +12,13 @@ import pytest
 
 from contracts.audio import AudioRejected, check_duration, float_to_pcm16, pcm16_to_float
 from contracts.languages import LanguageNotAllowed, check_language
-from contracts.words import repeated_tail_start, same_word, shift_segment, shift_words
+from contracts.words import (
+    kept_before_loop,
+    repeated_tail_start,
+    same_word,
+    shift_segment,
+    shift_words,
+)
 from contracts.worker import (
     DecodeOptions,
     FormError,
@@ -120,3 +126,23 @@ def test_words_on_a_timeline() -> None:
     heard = ["um", "dois", "três", "quatro", "cinco", "seis"]
     loop = [*heard, *heard[:5]]
     assert repeated_tail_start(loop) == 6
+
+
+def test_a_loop_through_the_forced_prefix_is_cut() -> None:
+    said = [
+        "coxinha",
+        "de",
+        "frango.",
+        "Eu",
+        "quero",
+        "uma",
+        "coxinha",
+        "de",
+        "frango.",
+        "Eu",
+        "quero",
+        "uma",
+    ]
+    assert kept_before_loop("Eu quero uma", said) == 3  # "coxinha de frango."
+    assert kept_before_loop(None, said) == 6  # alone: cut where its own words come again
+    assert kept_before_loop("foi retomada", ["no", "congresso."]) == 2

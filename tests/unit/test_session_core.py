@@ -57,7 +57,8 @@ def scripted(*parts: tuple[float, bool]) -> tuple[np.ndarray, np.ndarray]:
 def answer(request: WindowRequest, *words: tuple[str, float, float]) -> TranscriptionResponse:
     """A response with these words (absolute seconds of the session's timeline): those whose
     middle the request's audio holds, their times clipped to it, as whisper stretches a word
-    cut at the end of its input."""
+    cut at the end of its input; after a forced prefix, only the words that follow it (as the
+    worker answers)."""
     offset, length = request.start / SR, (request.end - request.start) / SR
     out = [
         Word(
@@ -68,7 +69,7 @@ def answer(request: WindowRequest, *words: tuple[str, float, float]) -> Transcri
         )
         for w, a, b in words
         if offset <= (a + b) / 2 < request.end / SR
-    ]
+    ][len((request.options.prefix or "").split()) :]
     segments = (
         [
             Segment(
@@ -356,23 +357,6 @@ def test_fixtures_are_small() -> None:
 # ---- the decoder's forced prefix: the words already sent are not generated again -------------
 
 
-def answer_after_prefix(
-    request: WindowRequest, *words: tuple[str, float, float]
-) -> TranscriptionResponse:
-    """What a worker honouring `prefix` sends: the words the audio holds after the prefix's."""
-    full = answer(request, *words)
-    prefix = (request.options.prefix or "").split()
-    if not prefix or not full.segments:
-        return full
-    kept = full.segments[0].words[len(prefix) :]
-    segment = full.segments[0].model_copy(
-        update={"words": kept, "text": "".join(w.word for w in kept)}
-    )
-    return full.model_copy(
-        update={"segments": [segment] if kept else [], "text": segment.text.strip()}
-    )
-
-
 PREFIXED = GatewaySettings(decoder_prefix=True)
 
 
@@ -381,9 +365,7 @@ def test_a_window_hears_its_context_as_the_prefix_and_keeps_every_word_after_it(
     # "quatro" starts before the cut-off point the midpoint rule would use: with a prefix the
     # worker's answer holds only new words, all of them kept
     said = [("um", 0.2, 1.0), ("dois", 1.1, 2.3), ("quatro", 2.25, 4.8)]
-    run = drive(
-        make_core(BALANCED, PREFIXED), audio, probs, lambda r: answer_after_prefix(r, *said)
-    )
+    run = drive(make_core(BALANCED, PREFIXED), audio, probs, lambda r: answer(r, *said))
     first, second = run.requests[0], run.requests[1]
     assert first.options.prefix is None  # nothing sent before it
     assert second.start < second.since and second.options.prefix == "um dois"
@@ -403,7 +385,7 @@ def test_without_the_words_text_there_is_no_prefix() -> None:
     )  # fmt: skip
     run = drive(
         core, audio[cut - context :], probs[(first // CHUNK) :],
-        lambda r: answer_after_prefix(r, *said), first_chunk_at=first,
+        lambda r: answer(r, *said), first_chunk_at=first,
     )  # fmt: skip
     assert run.requests[0].options.prefix is None
     assert [w["word"] for w in words_of(run)] == ["três", "quatro"]
@@ -414,7 +396,7 @@ def test_stream_passes_hear_the_recent_committed_words_as_their_prefix() -> None
     said = [(f"w{i}", 0.5 * i + 0.05, 0.5 * i + 0.4) for i in range(12)]
     start = {"language": "pt", "mode": "stream", "partials": False}
     settings = GatewaySettings(decoder_prefix=True, stream_context_sec=2.0)
-    run = drive(make_core(start, settings), audio, probs, lambda r: answer_after_prefix(r, *said))
+    run = drive(make_core(start, settings), audio, probs, lambda r: answer(r, *said))
     passes = [r for r in run.requests if r.purpose == "pass"]
     prefixed = [r for r in passes if r.options.prefix]
     assert prefixed, "once words are committed, passes carry them"
@@ -432,7 +414,7 @@ def test_a_pass_that_reads_the_committed_words_again_does_not_commit_them_twice(
     said = [("a", 0.1, 0.5), ("b", 0.6, 0.9), ("c", 1.2, 1.6), ("d", 2.1, 2.6), ("e", 3.0, 3.8)]
 
     def rereading(request: WindowRequest) -> TranscriptionResponse:
-        out = answer_after_prefix(request, *said)
+        out = answer(request, *said)
         prefix = (request.options.prefix or "").split()
         if len(prefix) >= 2 and out.segments:  # the decoder reads its last two words again
             again = [Word(word=f" {w}", start=0.0, end=0.1, probability=0.5) for w in prefix[-2:]]
@@ -441,6 +423,6 @@ def test_a_pass_that_reads_the_committed_words_again_does_not_commit_them_twice(
         return out
 
     start = {"language": "pt", "mode": "stream", "partials": False}
-    settings = GatewaySettings(decoder_prefix=True, stream_drop_repeats=True)
+    settings = GatewaySettings(decoder_prefix=True)
     run = drive(make_core(start, settings), audio, probs, rereading)
     assert [w["word"] for w in words_of(run)] == ["a", "b", "c", "d", "e"]
