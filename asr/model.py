@@ -18,6 +18,7 @@ from asr.batch_decode import BatchDecoder
 from asr.config import WorkerSettings
 from asr.draft import draft_text
 from asr.embedded_model import assemble, verify
+from asr.stage_clock import StageClock, shares, timed_model
 from asr.vad import SpeechSpan, overlaps_speech, speech_audio, speech_spans, total_speech
 from contracts.audio import SAMPLE_RATE
 from contracts.logs import get_logger
@@ -54,6 +55,9 @@ class SpeechModel:
             num_workers=settings.concurrency + (1 if settings.partial_lane else 0),
             download_root=str(settings.models_dir),
         )
+        # stage times per request (features, encoder, decoder, align) without changing a call
+        self.clock = StageClock()
+        timed_model(self.model, self.clock)
         # (path, inputs) per model call: the worker's metrics count what reached the model
         self.on_call: Callable[[str, int], None] | None = None
         self.batch_decoder = BatchDecoder(
@@ -101,6 +105,7 @@ class SpeechModel:
         self, audio: np.ndarray, options: DecodeOptions, spans: list[SpeechSpan] | None = None
     ) -> TranscriptionResponse:
         started = time.perf_counter()
+        self.clock.reset()
         duration = audio.size / SAMPLE_RATE
         spans = self.speech(audio, spans)
         if not spans:
@@ -120,7 +125,14 @@ class SpeechModel:
             no_speech_threshold=NO_SPEECH_PROB,
             log_prob_threshold=LOW_LOGPROB,
         )
-        return _response(raw_segments, spans, duration, language, probability, options, started)
+        result = _response(raw_segments, spans, duration, language, probability, options, started)
+        return self._timed(result, 1)
+
+    def _timed(self, result: TranscriptionResponse, items: int) -> TranscriptionResponse:
+        """Set the stage shares of a request whose call served `items` windows."""
+        for stage, ms in shares(self.clock.read(), items).items():
+            setattr(result.timing, f"{stage}_ms", ms)
+        return result
 
     def transcribe_batch(
         self,
@@ -133,6 +145,7 @@ class SpeechModel:
         input that fails on its own (its VAD) fails alone; a failing joint call raises (the
         batcher then retries one by one)."""
         started = time.perf_counter()
+        self.clock.reset()
         out: list[TranscriptionResponse | Exception] = []
         spans: dict[int, list[SpeechSpan]] = {}
         for i, audio in enumerate(audios):
@@ -156,6 +169,7 @@ class SpeechModel:
             for i, segments in zip(todo, raw, strict=True):
                 duration = audios[i].size / SAMPLE_RATE
                 out[i] = _response(segments, spans[i], duration, language, 1.0, options, started)
+                self._timed(out[i], len(todo))
         for result in out:
             if isinstance(result, TranscriptionResponse):
                 result.timing.inference_ms = _ms_since(started)
@@ -166,6 +180,7 @@ class SpeechModel:
     ) -> TranscriptionResponse:
         """The cheap pass for partials (asr/draft.py): text only, no word timestamps."""
         started = time.perf_counter()
+        self.clock.reset()
         duration = audio.size / SAMPLE_RATE
         spans = self.speech(audio, spans)
         if not spans:
@@ -186,7 +201,7 @@ class SpeechModel:
             if text
             else []
         )
-        return TranscriptionResponse(
+        result = TranscriptionResponse(
             text=text,
             language=language,
             language_probability=0.0,
@@ -196,6 +211,7 @@ class SpeechModel:
             segments=segments,
             timing=Timing(inference_ms=_ms_since(started)),
         )
+        return self._timed(result, 1)
 
     def _empty(
         self, options: DecodeOptions, duration: float, started: float
