@@ -65,6 +65,7 @@ class SpeechModel:
             pack=settings.pack,
             gap_sec=settings.pack_gap_sec,
             max_per_input=settings.pack_max_windows,
+            clock=self.clock,
         )
         log.info(
             "model_loaded",

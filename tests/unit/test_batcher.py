@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from asr.batch_decode import RawSegment, RawWord, coverage, plan_inputs
+from asr.batch_decode import RawSegment, RawWord, coverage
 from asr.batcher import MicroBatcher
+from asr.direct_pass import ItemPlan, plan_pass
 from asr.scheduler import PriorityScheduler, QueueFull
 from asr.service import MAX_BATCHED_SAMPLES, batch_key
 from contracts.worker import DecodeOptions, Priority
@@ -192,22 +193,38 @@ def test_batch_key_sends_only_supported_requests_to_the_batcher() -> None:
         assert batch_key(samples, options, priority) is None
 
 
+def layout(frames: list[int], pack: bool, gap: int, max_per_input: int) -> list[list[tuple]]:
+    """(window, offset) per encoder input, in input order."""
+    plan = plan_pass(frames, pack=pack, gap=gap, max_per_input=max_per_input)
+    return [[(i.window, i.offset) for i in plan.on_input(k)] for k in range(plan.inputs)]
+
+
 def test_packing_layout() -> None:
     # 8 s windows with 1 s gaps: three fit in 29 s (1 s of padding kept at the end)
-    assert plan_inputs([800] * 4, pack=True, gap=100, max_per_input=3) == [
+    assert layout([800] * 4, pack=True, gap=100, max_per_input=3) == [
         [(0, 0), (1, 900), (2, 1800)],
         [(3, 0)],
     ]
-    assert plan_inputs([800] * 2, pack=False, gap=100, max_per_input=3) == [[(0, 0)], [(1, 0)]]
-    assert plan_inputs([800] * 3, pack=True, gap=100, max_per_input=2) == [
+    assert layout([800] * 2, pack=False, gap=100, max_per_input=3) == [[(0, 0)], [(1, 0)]]
+    assert layout([800] * 3, pack=True, gap=100, max_per_input=2) == [
         [(0, 0), (1, 900)],
         [(2, 0)],
     ]
     # first fit: a short window fills the gap an earlier long one left
-    assert plan_inputs([2000, 1500, 600], pack=True, gap=100, max_per_input=3) == [
+    assert layout([2000, 1500, 600], pack=True, gap=100, max_per_input=3) == [
         [(0, 0), (2, 2100)],
         [(1, 0)],
     ]
+
+
+def test_pass_plan_ends_and_shared_windows() -> None:
+    plan = plan_pass([800, 700, 2500], pack=True, gap=100, max_per_input=3)
+    assert plan.items[1] == ItemPlan(window=1, input=0, offset=900, frames=700)
+    assert plan.input_end(0) == 1600 and plan.input_end(1) == 2500
+    assert plan.shared == [0, 1]
+    alone = plan_pass([800, 700], pack=False, gap=100, max_per_input=3)
+    assert alone.inputs == 2 and alone.shared == []
+    assert [i.input for i in alone.items] == [0, 1]
 
 
 def test_coverage_of_speech_by_words() -> None:
