@@ -201,6 +201,57 @@ def capacity_section(c: dict[str, Any]) -> list[str]:
     ]
 
 
+def worker_load_section(w: dict[str, Any]) -> list[str]:
+    worker = w.get("worker") or {}
+    header = [
+        "in flight", "windows/s", "latency p50 / p95 (s)", "mean batch", "batches (size: n)",
+        "features", "encoder", "decoder", "align", "else", "non-model share",
+    ]  # fmt: skip
+    rows = []
+    for level in w["levels"]:
+        pw = level["per_window"]
+        rows.append(
+            [
+                str(level["in_flight"]),
+                _s(level["windows_per_sec"]),
+                _pair(level["latency"]),
+                _s(level["mean_batch_size"], 1),
+                ", ".join(f"{b}: {n:g}" for b, n in level["batches"].items()) or "–",
+                *[_s(pw[f"{s}_ms"], 0) for s in ("features", "encoder", "decoder", "align")],
+                _s(pw["else_ms"], 0),
+                _pct(level["non_model_share"]),
+            ]
+        )
+    for row in (w.get("ceiling") or {}).get("batches", []):
+        pw = row["per_window"]
+        rows.append(
+            [
+                f"ceiling, batch {row['batch']}",
+                _s(row["windows_per_sec"]),
+                "–",
+                str(row["batch"]),
+                "–",
+                *[_s(pw[f"{s}_ms"], 0) for s in ("features", "encoder", "decoder", "align")],
+                "–",
+                "–",
+            ]
+        )
+    env = w.get("worker_env")
+    started = f"started by the bench with {env}" if env is not None else "a running worker"
+    return [
+        "### Worker load",
+        "",
+        f"{w['window_sec']:g} s windows, beam {w['beam_size']}, word timestamps, "
+        f"{len(w['windows'])} windows per level; worker `{worker.get('model', '?')}` on "
+        f"{worker.get('device', '?')} ({worker.get('compute_type', '?')}), {started}. "
+        "Stage times: ms per window (a batch's shared equally); else: the window's share of "
+        "the worker (wall x slots / windows) minus its four stages.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def render(result: dict[str, Any], images: dict[str, str]) -> str:
     lines = ["## Results", "", *machine_section(result), ""]
     if result.get("quality"):
@@ -216,6 +267,8 @@ def render(result: dict[str, Any], images: dict[str, str]) -> str:
         lines += file_section(result["file_endpoint"])
     if result.get("worker_overhead"):
         lines += overhead_section(result["worker_overhead"])
+    if result.get("worker_load"):
+        lines += worker_load_section(result["worker_load"])
     if result.get("capacity"):
         lines += capacity_section(result["capacity"])
     if "capacity" in images:
