@@ -1,10 +1,12 @@
 """Log-mel features of a whole batch of windows in one pass.
 
-The same numbers as faster-whisper's `FeatureExtractor` gives each window alone (its padding,
-Hann window, FFT, mel filters and per-window normalisation), computed as one framing, one FFT
-and one matrix product for the batch instead of one of each per window. NumPy on the CPU: doing
-it on the GPU would need torch or CuPy, which the worker does not carry (CTranslate2 has no
-feature extraction); at a few milliseconds per window it is not where a GPU batch's time goes.
+The same numbers as faster-whisper's `FeatureExtractor` gives each window alone, to the bit (its
+padding, Hann window, FFT, mel filters and per-window normalisation): the batch is padded into
+one buffer, framed and transformed in one FFT call; the mel product and the normalisation stay
+per window (one product for the whole batch rounds differently in the last bit, depending on
+the batch mates). NumPy, on the CPU even beside a GPU: on the GPU it would need torch or CuPy,
+which the worker does not carry (CTranslate2 has no feature extraction). What it costs per
+window: the worker load profile's `features` column (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -43,32 +45,43 @@ def log_mel_batch(
 def _log_mel(extractor: Any, audios: list[np.ndarray]) -> list[np.ndarray]:
     n_fft, hop = extractor.n_fft, extractor.hop_length
     half = n_fft // 2
-    rows = [
-        np.pad(np.pad(a.astype(np.float32, copy=False), (0, PAD_SAMPLES)), half, mode="reflect")
-        for a in audios
-    ]
-    counts = [1 + (r.size - n_fft) // hop for r in rows]
-    width = max(r.size for r in rows)
-    signal = np.zeros((len(rows), width), dtype=np.float32)
-    for i, row in enumerate(rows):
-        signal[i, : row.size] = row
+    # each row: the audio, PAD_SAMPLES of zeros, reflected `half` samples at both ends
+    # (FeatureExtractor's np.pad calls, written into the batch's buffer directly)
+    sizes = [a.size + PAD_SAMPLES + 2 * half for a in audios]
+    counts = [1 + (size - n_fft) // hop for size in sizes]
+    signal = np.zeros((len(audios), max(sizes)), dtype=np.float32)
+    for i, audio in enumerate(audios):
+        _reflect_padded(signal[i, : sizes[i]], audio, half)
     n = max(counts)
     framed = np.lib.stride_tricks.as_strided(
         signal,
-        (len(rows), n, n_fft),
+        (len(audios), n, n_fft),
         (signal.strides[0], hop * signal.strides[1], signal.strides[1]),
         writeable=False,
     )
     window = np.hanning(n_fft + 1)[:-1].astype(np.float32)
-    spectrum = np.fft.rfft(framed * window, n=n_fft, axis=-1).astype(np.complex64)
+    spectrum = np.fft.rfft(framed * window, n=n_fft, axis=-1).astype(np.complex64, copy=False)
     power = np.abs(spectrum) ** 2  # [B, frames, bins]
-    # one matrix product for every frame of the batch: [B * frames, bins] @ [bins, mels]
-    mel = (power.reshape(-1, power.shape[-1]) @ extractor.mel_filters.T).reshape(len(rows), n, -1)
     out = []
     for i, count in enumerate(counts):
-        # the last frame is dropped, as FeatureExtractor does (stft[..., :-1]); each window is
-        # normalised on its own
-        log = np.log10(np.clip(mel[i, : count - 1].T, a_min=1e-10, a_max=None))
+        # the last frame is dropped, as FeatureExtractor does (stft[..., :-1]); the product
+        # takes the extractor's own operand layout ([bins, frames], transposed), so BLAS
+        # rounds exactly as it does for a window alone, whatever its batch mates
+        mel = extractor.mel_filters @ power[i, : count - 1].T
+        log = np.log10(np.clip(mel, a_min=1e-10, a_max=None))
         log = np.maximum(log, log.max() - 8.0)
         out.append((log + 4.0) / 4.0)
     return out
+
+
+def _reflect_padded(row: np.ndarray, audio: np.ndarray, half: int) -> None:
+    """row[:] = np.pad(np.pad(audio, (0, PAD_SAMPLES)), half, mode="reflect")."""
+    padded = audio.size + PAD_SAMPLES
+    if padded <= half:  # shorter than the reflection: numpy's repeated reflection
+        row[:] = np.pad(np.pad(audio, (0, PAD_SAMPLES)), half, mode="reflect")
+        return
+    row[half : half + audio.size] = audio
+    row[half + audio.size : half + padded] = 0.0
+    body = row[half : half + padded]
+    row[:half] = body[half:0:-1]
+    row[half + padded :] = body[-2 : -half - 2 : -1]
