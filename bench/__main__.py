@@ -11,6 +11,7 @@ python -m bench --report bench/results/20260101T120000Z.json --publish
 python -m bench --sections worker-load --worker-load-in-flight 1,16   # worker + ceiling
 python -m bench --sections worker-load --worker-env ASR_WORKER_BATCHING=on \
     --worker-env ASR_WORKER_MAX_BATCH=16
+python -m bench --sections sweep --sweep-sessions 4,8 --sweep-gateways 2   # end to end
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
 
 Save = Callable[[], None]  # writes the results JSON so far
 
-SECTIONS = ("quality", "throughput", "overhead", "files", "capacity", "worker-load")
+SECTIONS = ("quality", "throughput", "overhead", "files", "capacity", "worker-load", "sweep")
+# run only when named: the sweep is sized for a GPU (hundreds of sessions)
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "sweep")
 QUICK_CLIP = "ufpalign-coxinha"
 RESULTS = REPO_ROOT / "bench" / "results"
 
@@ -46,7 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--manifest", help="manifest.tsv in the ../shared/eval format")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_CLIP}, balanced, quality only")
     p.add_argument(
-        "--sections", default=",".join(SECTIONS), help="comma list of " + "/".join(SECTIONS)
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help="comma list of " + "/".join(SECTIONS) + " (default: all but sweep)",
     )
     p.add_argument(
         "--clips", help="clip ids for the profile runs (default: all up to --max-clip-sec)"
@@ -77,12 +82,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--worker-load-clips", help="clip ids (default: every clip a window long)")
     p.add_argument("--ceiling-batches", default="1,16", help="'' to skip the ceiling")
     p.add_argument(
+        "--worker-load-check",
+        default="jfk",
+        help="clip the worker must transcribe word for word before any figure ('' to skip)",
+    )
+    p.add_argument(
         "--worker-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="setting of the worker this run starts (worker-load), e.g. ASR_WORKER_BATCHING=on",
     )
+    p.add_argument("--sweep-sessions", default="16,32,64,128,192,256,320", help="levels")
+    p.add_argument("--sweep-gateways", type=int, default=3, help="gateway processes")
+    p.add_argument("--sweep-workers", type=int, default=1)
+    p.add_argument("--sweep-sec", type=float, default=40.0, help="audio per session")
+    p.add_argument("--sweep-profile", default="balanced", help="a --profiles row")
+    p.add_argument("--sweep-clips", help="clip ids (default: clips at least --sweep-sec long)")
+    p.add_argument("--sweep-bound-sec", type=float, default=2.5, help="p95 final latency bound")
+    p.add_argument("--sweep-go-on", action="store_true", help="run levels past a failing one")
     p.add_argument(
         "--worker-slots",
         type=int,
@@ -106,7 +124,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
     from bench.quality import ROWS
 
-    rows = [*(_ids(args.profiles) or []), args.throughput_profile, args.capacity_profile]
+    rows = [
+        *(_ids(args.profiles) or []),
+        args.throughput_profile,
+        args.capacity_profile,
+        args.sweep_profile,
+    ]
     if set(rows) - set(ROWS):
         p.error(f"unknown profile rows: {sorted(set(rows) - set(ROWS))}; known: {list(ROWS)}")
     return args
@@ -130,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.resources import machine
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    kind = "quick" if args.quick else ("full" if args.section_list == list(SECTIONS) else "partial")
+    full = args.section_list == list(DEFAULT_SECTIONS)
+    kind = "quick" if args.quick else ("full" if full else "partial")
     result: dict[str, Any] = {
         "run": {"timestamp": stamp, "kind": kind, "argv": argv, "duration_sec": 0.0},
         "machine": machine(),
@@ -153,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {json_path}\nreport:  {report}")
     if args.publish:
         print(f"published: {publish(result)}")
-    return 0
+    return 1 if (result.get("worker_load") or {}).get("aborted") else 0
 
 
 def run_sections(
@@ -191,6 +215,35 @@ def run_sections(
         save()
     if "worker-load" in sections:
         result["worker_load"] = run_worker_load_section(args, manifest, log_dir)
+        save()
+    if "sweep" in sections:
+        from bench.quality import ROWS
+        from bench.sweep import SweepPlan, run_sweep_section, text_report
+
+        ids = _ids(args.sweep_clips)
+        pool = clip_sel.select(manifest, ids) if ids else [
+            c for c in manifest.values() if c.duration_s >= args.sweep_sec
+        ] or [_longest(manifest)]  # fmt: skip
+        sweep = SweepPlan(
+            [int(n) for n in args.sweep_sessions.split(",") if n.strip()],
+            args.sweep_sec,
+            args.sweep_bound_sec,
+            args.sweep_go_on,
+        )
+        env = dict(args.worker_env_map)
+        if args.threads:
+            env.setdefault("ASR_WORKER_CPU_THREADS", str(args.threads))
+        result["sweep"] = run_sweep_section(
+            pool,
+            ROWS[args.sweep_profile].start,
+            frame_sec,
+            sweep,
+            args.sweep_workers,
+            args.sweep_gateways,
+            env,
+            log_dir,
+        )
+        print(text_report(result["sweep"]), flush=True)
         save()
     if "capacity" in sections:
         from bench.capacity import run_capacity
@@ -301,6 +354,7 @@ def run_worker_load_section(
             batches,
             ceiling_env=env,
             ceiling_threads=args.threads,
+            check=manifest.get(args.worker_load_check) if args.worker_load_check else None,
         )
     finally:
         if worker is not None:

@@ -252,6 +252,43 @@ def worker_load_section(w: dict[str, Any]) -> list[str]:
     ]
 
 
+def sweep_section(sw: dict[str, Any]) -> list[str]:
+    header = [
+        "sessions", "final latency p50 / p95 (s)", "stop → end p50 (s)", "lost",
+        "mean batch", "worker busy", "GPU util mean / max", "gateways' CPU", "verdict",
+    ]  # fmt: skip
+    rows = []
+    for level in sw["levels"]:
+        workers, gpu = level["workers"], level.get("gpu_utilization")
+        lost = level["failed_sessions"] + level["errors"] + level.get("incomplete_sessions", 0)
+        rows.append(
+            [
+                str(level["sessions"]),
+                _pair(level["final_latency"]),
+                _s(level["stop_to_end"].get("p50")),
+                str(lost),
+                _s(workers["mean_batch_size"], 1),
+                _s(workers["busy_fraction"]),
+                f"{gpu['mean']:.0f}% / {gpu['max']:.0f}%" if gpu else "–",
+                f"{level['gateways']['cpu_percent_of_core']:.0f}%",
+                level["verdict"],
+            ]
+        )
+    stack = sw["stack"]
+    return [
+        "### End-to-end sweep",
+        "",
+        f"{sw['session_sec']:g} s real-time sessions `{sw['start']}` from "
+        f"{', '.join(sw['pool'])} (random offsets and starts) through NGINX, "
+        f"{stack['gateways']} gateway(s), NGINX and {stack['workers']} worker(s) "
+        f"({sw.get('worker_env') or 'default settings'}). **Most sessions passing (nothing lost, "
+        f"p95 <= {sw['bound_sec']:g} s): {sw['max_sessions']}.**",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def render(result: dict[str, Any], images: dict[str, str]) -> str:
     lines = ["## Results", "", *machine_section(result), ""]
     if result.get("quality"):
@@ -269,6 +306,8 @@ def render(result: dict[str, Any], images: dict[str, str]) -> str:
         lines += overhead_section(result["worker_overhead"])
     if result.get("worker_load"):
         lines += worker_load_section(result["worker_load"])
+    if result.get("sweep"):
+        lines += sweep_section(result["sweep"])
     if result.get("capacity"):
         lines += capacity_section(result["capacity"])
     if "capacity" in images:

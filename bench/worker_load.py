@@ -32,7 +32,7 @@ import httpx
 
 from bench.clips import SAMPLE_RATE, pcm16, pcm_slice
 from bench.latency import Distribution
-from bench.scoring import Clip
+from bench.scoring import Clip, normalize, wer
 from contracts.worker import DecodeOptions, to_form
 
 STAGES = ("features", "encoder", "decoder", "align")
@@ -167,6 +167,28 @@ def warm(url: str, window: Window, beam_size: int = 5) -> None:
     asyncio.run(once())
 
 
+def check_transcript(url: str, clip: Clip, beam_size: int = 5) -> dict[str, Any]:
+    """The clip whole, with the windows' options, against its reference word for word (after
+    normalisation): a wrong library or a broken CUDA link shows up as wrong text, not as an
+    error, and then no figure of the run can be trusted."""
+    body = pcm16(clip.path)
+    form = to_form(
+        window_options(clip.language, beam_size), speech_spans=[(0.0, len(body) / 2 / SAMPLE_RATE)]
+    )
+    response = httpx.post(
+        f"{url.rstrip('/')}/transcribe", files={"file": ("c.pcm", body)}, data=form, timeout=300
+    )
+    response.raise_for_status()
+    text = response.json()["text"]
+    return {
+        "clip": clip.id,
+        "text": text,
+        "reference": clip.reference_text,
+        "wer": round(wer(clip.reference_text, text), 4),
+        "word_for_word": normalize(text) == normalize(clip.reference_text),
+    }
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
@@ -245,8 +267,10 @@ def run_worker_load(
     ceiling_batches: list[int] | None = None,
     ceiling_env: dict[str, str] | None = None,
     ceiling_threads: int = 0,
+    check: Clip | None = None,
 ) -> dict[str, Any]:
-    """Every level (requests in flight) with the same windows, then the ceiling."""
+    """The transcript check (when a clip is given; a failed check ends the run: "aborted"),
+    every level (requests in flight) with the same windows, then the ceiling."""
     warm(url, windows[0], beam_size)
     out: dict[str, Any] = {
         "worker_url": url,
@@ -255,8 +279,14 @@ def run_worker_load(
         "beam_size": beam_size,
         "word_timestamps": True,
         "max_sec": max_sec,
-        "levels": [run_level(url, windows, n, max_sec, beam_size, slots) for n in levels],
+        "levels": [],
     }
+    if check is not None:
+        out["check"] = check_transcript(url, check, beam_size)
+        if not out["check"]["word_for_word"]:
+            out["aborted"] = f"{check.id} not transcribed word for word: {out['check']['text']!r}"
+            return out
+    out["levels"] = [run_level(url, windows, n, max_sec, beam_size, slots) for n in levels]
     if ceiling_batches:
         from bench.direct import run_ceiling
 
@@ -275,6 +305,11 @@ def text_report(result: dict[str, Any]) -> str:
     """What the section prints: one line per level and per ceiling batch size."""
     lines = [f"worker load: {result['window_sec']:g} s windows, beam {result['beam_size']}, "
              f"word timestamps; {result['worker_url']}"]  # fmt: skip
+    if "check" in result:
+        check = result["check"]
+        lines.append(f"  check: {check['clip']} word for word: {check['word_for_word']}")
+    if result.get("aborted"):
+        lines.append(f"  ABORTED: {result['aborted']}")
     for level in result["levels"]:
         w = level["per_window"]
         stages = ", ".join(f"{s} {w[f'{s}_ms']}" for s in STAGES)
