@@ -167,8 +167,11 @@ def plan_text(dirs: list[Path]) -> str:
         "# Device calls for the GPU measurement (bench/device_kit.py, bench/gpu_run.sh)",
         "",
         "Each call within ~30 s of the previous one (the machine stays warm that long and keeps",
-        "/tmp). `echo /.device/ >> .git/info/exclude` first, so the carries travel only as",
-        "`carry`. If a staging call finds a cold machine, start again from call 1.",
+        "/tmp). The checkout that calls must hold this branch's bench/ (the device gets the",
+        "calling session's checkout); .device/ is git-ignored, so the carries travel only as",
+        "`carry`. If a call finds a cold machine (`warm: false`), start again from call 1.",
+        "Smaller runs: prefix the last command, e.g. `ASR_GPU_LEVELS=16,128",
+        "ASR_GPU_SESSIONS=128,256 bash bench/gpu_run.sh N` (bench/gpu_run.sh lists the knobs).",
         "",
     ]
     for k, (d, mib) in enumerate(zip(dirs, sizes, strict=True), 1):

@@ -63,7 +63,7 @@ else
     # one worker, large batches, two calls at once (one batch's CPU work beside the other's
     # GPU work); the queue holds every level's requests
     WORKER_ENV=(--worker-env ASR_WORKER_DEVICE=cuda --worker-env ASR_WORKER_BATCHING=on
-                --worker-env ASR_WORKER_MAX_BATCH=${ASR_GPU_MAX_BATCH:-32}
+                --worker-env ASR_WORKER_MAX_BATCH=${ASR_GPU_MAX_BATCH:-16}
                 --worker-env ASR_WORKER_CONCURRENCY=${ASR_GPU_CONCURRENCY:-2}
                 --worker-env ASR_WORKER_CPU_THREADS=4 --worker-env ASR_WORKER_QUEUE_LIMIT=512)
     LOAD=(--worker-load-in-flight ${ASR_GPU_LEVELS:-1,16,64,128} --worker-load-windows 384
