@@ -7,13 +7,9 @@ import argparse
 import uvicorn
 
 from asr.config import WorkerSettings
+from asr.features import BLAS_ENV
 from asr.main import create_app
 from contracts.process import WORKER_MALLOC, reexec_with_malloc_settings
-
-# NumPy's BLAS on one thread: its only work here is small products (the mel filters), and its
-# spinning threads beside CTranslate2's made them slow now and then (16 windows' mel features:
-# 5.3 ms per window with one thread, 19 ms with two under load; the same numbers either way)
-WORKER_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,8 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (ASR_WORKER_PORT, default 8001)")
     args = parser.parse_args(argv)
     if argv is None:
-        # why and the figures: contracts/process.py, and WORKER_THREADS above
-        reexec_with_malloc_settings("asr", {**WORKER_MALLOC, **WORKER_THREADS})
+        # why and the figures: contracts/process.py and asr/features.py
+        reexec_with_malloc_settings("asr", {**WORKER_MALLOC, **BLAS_ENV})
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = WorkerSettings(**overrides)
     uvicorn.run(

@@ -1,12 +1,14 @@
-"""Log-mel features of a whole batch of windows in one pass.
+"""Log-mel features of a whole batch of windows in one call.
 
 The same numbers as faster-whisper's `FeatureExtractor` gives each window alone, to the bit (its
-padding, Hann window, FFT, mel filters and per-window normalisation): the batch is padded into
-one buffer, framed and transformed in one FFT call; the mel product and the normalisation stay
-per window (one product for the whole batch rounds differently in the last bit, depending on
-the batch mates). NumPy, on the CPU even beside a GPU: on the GPU it would need torch or CuPy,
-which the worker does not carry (CTranslate2 has no feature extraction). What it costs per
-window: the worker load profile's `features` column (docs/benchmarks.md).
+padding, Hann window, FFT, mel filters and per-window normalisation), written straight into the
+batch's encoder input ([B, n_mels, 3000], zeros after each window) instead of one array per
+window stacked afterwards. Inside the call the FFT runs a few windows at a time (CHUNK): one
+FFT over a batch of 16 windows' frames (18 MB of float32 for 7 s windows, as much again of
+spectrum) ran at half the speed of one window at a time here, out of the CPU's cache. NumPy on
+the CPU, beside a GPU too: on the GPU it would need torch or CuPy, which the worker does not
+carry (CTranslate2 has no feature extraction). What it costs per window: the worker load
+profile's `features` column (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -15,8 +17,15 @@ from typing import Any
 
 import numpy as np
 
+# NumPy's BLAS on one thread in the worker's process (asr/__main__.py) and the benchmark's
+# direct runs: its only work there is these small mel products, and its spinning threads beside
+# CTranslate2's made them slow now and then (16 windows' features under load: 5.3 ms per window
+# with one thread, 19 ms with two; the same numbers either way)
+BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 PAD_SAMPLES = 160  # FeatureExtractor's default `padding`: one hop of zeros after the audio
-CHUNK = 16  # windows per FFT: bounds the framed copy (16 x 30 s = 77 MB of float32)
+# windows per FFT (measured, 16 windows of 7 s, one BLAS thread: 1.6 ms per window one at a
+# time, 1.9 by 2, 2.1 by 4, 3.0 by 8 or 16)
+CHUNK = 1
 
 
 def frame_count(samples: int, hop: int = 160) -> int:

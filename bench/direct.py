@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from asr.features import BLAS_ENV
+
 SAMPLE_RATE = 16_000
 
 
@@ -51,7 +53,7 @@ def run_direct(
         text=True,
         timeout=timeout_sec,
         check=False,
-        env={**os.environ, **(env or {})},
+        env={**BLAS_ENV, **os.environ, **(env or {})},  # NumPy's BLAS as in the worker
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench.direct failed ({done.returncode}):\n{done.stderr[-3000:]}")
