@@ -30,15 +30,25 @@ class FakeModel:
         self.hold = threading.Event()
         self.hold.set()
         self.started = threading.Event()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0  # most calls at once: never more than the scheduler's slots
 
     def __call__(self, payloads: list[str]) -> list[str | Exception]:
-        self.calls.append(list(payloads))
+        with self.lock:
+            self.calls.append(list(payloads))
+            self.running += 1
+            self.peak = max(self.peak, self.running)
         self.started.set()
-        self.hold.wait(5)
-        time.sleep(self.seconds)
-        if "bad" in payloads:
-            raise RuntimeError("the joint call failed")
-        return [ValueError(p) if p == "err" else p.upper() for p in payloads]
+        try:
+            self.hold.wait(5)
+            time.sleep(self.seconds)
+            if "bad" in payloads:
+                raise RuntimeError("the joint call failed")
+            return [ValueError(p) if p == "err" else p.upper() for p in payloads]
+        finally:
+            with self.lock:
+                self.running -= 1
 
 
 def make(
@@ -86,6 +96,29 @@ async def test_requests_queued_behind_a_call_share_the_next_one() -> None:
     assert [d.batch_size for d in done] == [1, 4, 4, 4, 4]
     assert [n for n, _ in seen] == [1, 4]
     assert batcher.scheduler.running == 0 and batcher.pending == 0
+
+
+async def test_two_slots_batch_sizes_follow_the_load_up_to_max_batch() -> None:
+    """The GPU layout (two calls at once): while both slots are busy, what piles up is taken
+    in calls of at most max_batch; a lone request on an idle slot goes at once, alone."""
+    model = FakeModel()
+    batcher, seen = make(model, slots=2, max_batch=8, limit=32)
+    model.hold.clear()
+    # two calls of another key take both slots (a key of their own: not batch mates)
+    busy = [asyncio.create_task(batcher.submit(f"b{i}", Priority.final, f"b{i}")) for i in (1, 2)]
+    await settle(lambda: batcher.scheduler.running == 2 and len(model.calls) == 2)
+    queued = [asyncio.create_task(batcher.submit("k", Priority.final, f"q{i}")) for i in range(20)]
+    await settle(lambda: batcher.pending == 20)
+    model.hold.set()
+    done = await asyncio.gather(*busy, *queued)
+    assert [len(call) for call in model.calls] == [1, 1, 8, 8, 4]
+    assert sorted(d.batch_size for d in done[2:]) == [4] * 4 + [8] * 16
+    assert [n for n, _ in seen] == [1, 1, 8, 8, 4]
+    # the slots stay two: requests taken into a batch just as their claim was granted hand
+    # that slot on once (the bug this caught: each released it again, -10 slots "running")
+    assert model.peak == 2 and batcher.scheduler.running == 0
+    lone = await batcher.submit("k", Priority.final, "lone")  # idle again: no waiting
+    assert lone.batch_size == 1 and batcher.scheduler.running == 0 and model.peak == 2
 
 
 async def test_groups_by_key_and_respects_max_batch() -> None:
