@@ -87,10 +87,9 @@ def _ceiling(model: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
     timed_model(model, clock)
     direct = DirectPass(model, clock)
     windows = spec["windows"]
+    clips = {path: pcm16(Path(path)) for path in dict.fromkeys(w["path"] for w in windows)}
     audio = {
-        w["id"]: pcm16_to_float(
-            pcm_slice(pcm16(Path(w["path"])), w["offset_sec"], w["duration_sec"])
-        )
+        w["id"]: pcm16_to_float(pcm_slice(clips[w["path"]], w["offset_sec"], w["duration_sec"]))
         for w in windows
     }
     out = []
