@@ -4,7 +4,8 @@ A device call sends the working tree plus at most 64 MiB of ignored paths (`carr
 machine has no network, and a warm machine keeps files outside the tree for about 30 s after
 each call. The worker's wheels for the machine's Python 3.12 (~83 MB: ctranslate2 and PyAV
 are most of it), the embedded model (148 MB) and the eval clips (31 MB) therefore travel in
-several carries of at most CARRY_MIB, big files split across them, each call back to back:
+several carries of at most CARRY_MIB (with Debian's nginx package, for the sweep), big files
+split across them, each call back to back:
 
     here:    python -m bench.device_kit prepare          # .device/c1..cN and .device/PLAN.md
     device:  python3 -m bench.device_kit stage 1         # carry [".device/c1"], and so on
@@ -102,10 +103,29 @@ def download_wheels(dest: Path, python_version: str = "3.12") -> Path:
     return dest
 
 
-def sources(wheels: Path, model_dir: Path, eval_dir: Path, clips: list[str] | None) -> dict:
-    """{name once assembled: source path}: wheels, the model (its verified stamp too), the
-    eval manifest (only the clips carried) and their audio."""
+def download_debs(dest: Path) -> Path:
+    """Debian's nginx package (its binary runs from an unpacked copy): the sweep puts NGINX in
+    front of the gateways and the workers, and the device image may have none."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if shutil.which("apt-get") is None:
+        print("no apt-get here: the sweep will need the device's own nginx", file=sys.stderr)
+        return dest
+    subprocess.run(["apt-get", "download", "nginx"], cwd=dest, check=True)
+    return dest
+
+
+def sources(
+    wheels: Path,
+    model_dir: Path,
+    eval_dir: Path,
+    clips: list[str] | None,
+    debs: Path | None = None,
+) -> dict:
+    """{name once assembled: source path}: wheels, .deb packages, the model (its verified
+    stamp too), the eval manifest (only the clips carried) and their audio."""
     out: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels.glob("*.whl"))}
+    if debs is not None:
+        out.update({f"debs/{d.name}": d for d in sorted(debs.glob("*.deb"))})
     for path in sorted(model_dir.iterdir()):
         if path.is_file():
             out[f"models/{model_dir.name}/{path.name}"] = path
@@ -241,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="verb", required=True)
     prep = sub.add_parser("prepare", help="here: download wheels, write .device/c1..cN")
     prep.add_argument("--wheels", type=Path, help="already downloaded wheels (default: fetch)")
+    prep.add_argument(
+        "--debs", type=Path, help="already downloaded .deb files (default: apt-get nginx)"
+    )
     prep.add_argument("--model-dir", type=Path, default=REPO_ROOT / "models" / "whisper-base")
     prep.add_argument("--eval-dir", type=Path, help="default: bench.scoring's eval dir")
     prep.add_argument("--clips", help="clip ids to carry (default: all)")
@@ -257,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
             eval_dir = default_eval_dir()
         wheels = args.wheels or download_wheels(DEVICE_DIR / "wheels")
         clips = [c.strip() for c in args.clips.split(",")] if args.clips else None
-        files = sources(wheels, args.model_dir, eval_dir, clips)
+        debs = args.debs or download_debs(DEVICE_DIR / "debs")
+        files = sources(wheels, args.model_dir, eval_dir, clips, debs)
         dirs = prepare(files, DEVICE_DIR, args.carry_mib * 2**20)
         print((DEVICE_DIR / "PLAN.md").read_text(), end="")
         return 0 if dirs else 1

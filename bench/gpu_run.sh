@@ -36,6 +36,11 @@ if [ -z "${ASR_GPU_NO_INSTALL:-}" ]; then
     export PYTHONPATH=/tmp/site:$PWD
 fi
 export ASR_WORKER_MODELS_DIR=$FILES/models ASR_EVAL_DIR=$FILES/eval
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    for deb in "$FILES"/debs/nginx_*.deb; do
+        [ -f "$deb" ] && dpkg -x "$deb" /tmp/nginx-root && export PATH=/tmp/nginx-root/usr/sbin:$PATH
+    done
+fi
 
 if command -v nvidia-smi >/dev/null; then
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee -a "$LOG"
@@ -83,6 +88,10 @@ if [ "$load" -ne 0 ]; then
     [ "$load" -eq 1 ] && exit 4
 fi
 
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+    say "no nginx (none installed, none carried): no sweep"
+    exit 5
+fi
 say "end-to-end sweep"
 timeout -k 10 "$SWEEP_LIMIT" $PY -m bench --sections sweep "${WORKER_ENV[@]}" "${SWEEP[@]}" \
     --out "$OUT" 2>&1 | grep -v '"event": "transcribe"' | tail -40 | tee -a "$LOG"

@@ -40,6 +40,7 @@ def test_device_script_at_a_tiny_size(tmp_path: Path) -> None:
 
     clips = "jfk,fleurs-pt-000,fleurs-en-002"
     prep = [sys.executable, "-m", "bench.device_kit", "prepare", "--wheels", str(wheels)]
+    prep += ["--debs", str(wheels)]  # no .deb: this machine's nginx serves
     plan = run(*prep, "--clips", clips).stdout
     carries = sorted(kit.glob("c[0-9]*"))
     assert len(carries) == 3  # 148 MB of model and 1.3 MB of clips in carries of 55 MiB

@@ -73,10 +73,11 @@ def test_sources_carry_only_the_chosen_clips(tmp_path: Path, monkeypatch) -> Non
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     (wheels / "w-1-py3-none-any.whl").write_bytes(b"w")
+    (wheels / "nginx_1.22_amd64.deb").write_bytes(b"d")  # for the sweep's NGINX
     monkeypatch.setattr(device_kit, "DEVICE_DIR", tmp_path / "kit")
-    files = device_kit.sources(wheels, model, eval_dir, ["y"])
+    files = device_kit.sources(wheels, model, eval_dir, ["y"], debs=wheels)
     assert set(files) == {
-        "wheels/w-1-py3-none-any.whl", "models/whisper-base/model.bin",
+        "wheels/w-1-py3-none-any.whl", "debs/nginx_1.22_amd64.deb", "models/whisper-base/model.bin",
         "models/whisper-base/.verified", "eval/audio/y.wav", "eval/manifest.tsv",
     }  # fmt: skip
     assert files["eval/manifest.tsv"].read_text().splitlines()[1:] == ["y\taudio/y.wav\ten"]
