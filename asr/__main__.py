@@ -7,6 +7,7 @@ import argparse
 import uvicorn
 
 from asr.config import WorkerSettings
+from asr.features import BLAS_ENV
 from asr.main import create_app
 from contracts.process import WORKER_MALLOC, reexec_with_malloc_settings
 
@@ -17,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="port (ASR_WORKER_PORT, default 8001)")
     args = parser.parse_args(argv)
     if argv is None:
-        reexec_with_malloc_settings("asr", WORKER_MALLOC)  # why and the figures: asr/memory.py
+        # why and the figures: contracts/process.py and asr/features.py
+        reexec_with_malloc_settings("asr", {**WORKER_MALLOC, **BLAS_ENV})
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = WorkerSettings(**overrides)
     uvicorn.run(

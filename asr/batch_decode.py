@@ -24,18 +24,19 @@ from typing import Any
 
 import numpy as np
 
-from asr.word_timing import add_words
+from asr.direct_pass import N_FRAMES, DirectPass, plan_pass
+from asr.stage_clock import StageClock
+from asr.word_timing import add_words, text_tokens
 from contracts.worker import DecodeOptions
 
-N_FRAMES = 3000  # 30 s of 10 ms feature frames: the encoder's fixed input
 FRAMES_PER_SEC = 100
-TAIL_MARGIN_FRAMES = 100  # a packed input keeps 1 s of padding after its last window
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
-MAX_INITIAL_TIMESTAMP_INDEX = 50  # faster-whisper's max_initial_timestamp=1.0 s
 MAX_GAP_DRIFT_SEC = 0.5  # a packed word may sit this far outside its window
 MIN_PACKED_COVERAGE = 0.5  # of a packed window's speech its words must cover, else redone
 WORD_REACH_SEC = 0.3  # speech this close to a word counts as covered
+
+__all__ = ["N_FRAMES", "BatchDecoder", "RawSegment", "RawWord", "coverage"]
 
 
 @dataclass
@@ -59,34 +60,18 @@ class RawSegment:
     words: list[RawWord] = field(default_factory=list)
 
 
-Layout = list[list[tuple[int, int]]]  # per encoder input: (item index, offset in frames)
-
-
-def plan_inputs(
-    frames: list[int], pack: bool, gap: int, max_per_input: int, capacity: int = N_FRAMES
-) -> Layout:
-    """Place items (feature frames each) on encoder inputs, first fit in arrival order.
-    Without packing every item gets an input of its own."""
-    inputs: Layout = []
-    ends: list[int] = []
-    limit = capacity - TAIL_MARGIN_FRAMES
-    for index, n in enumerate(frames):
-        for slot, placed in enumerate(inputs):
-            if pack and len(placed) < max_per_input and ends[slot] + gap + n <= limit:
-                placed.append((index, ends[slot] + gap))
-                ends[slot] += gap + n
-                break
-        else:
-            inputs.append([(index, 0)])
-            ends.append(n)
-    return inputs
-
-
 class BatchDecoder:
     def __init__(
-        self, model: Any, pack: bool, gap_sec: float, max_per_input: int, gap_fill: str = "floor"
+        self,
+        model: Any,
+        pack: bool,
+        gap_sec: float,
+        max_per_input: int,
+        gap_fill: str = "floor",
+        clock: StageClock | None = None,
     ) -> None:
         self.model = model  # faster_whisper.WhisperModel
+        self.direct = DirectPass(model, clock)
         self.pack = pack
         self.gap = round(gap_sec * FRAMES_PER_SEC)
         self.max_per_input = max_per_input
@@ -118,76 +103,36 @@ class BatchDecoder:
     def _decode(
         self, audios: list[np.ndarray], options: DecodeOptions, pack: bool
     ) -> tuple[list[list[RawSegment]], list[int]]:
-        """(segments per audio, indices of the audios that shared an input)."""
-        from faster_whisper.tokenizer import Tokenizer
-
+        """(segments per audio, indices of the audios that shared an input): one feature pass,
+        one encode, one generate and one align for the whole batch (asr/direct_pass.py)."""
         if options.language is None or options.temperature != 0.0 or options.vad_filter:
             raise ValueError("the batched path needs a language and temperature 0.0, no vad")
-        fw = self.model
-        feats = [fw.feature_extractor(a) for a in audios]
-        frames = [min(f.shape[-1] - 1, N_FRAMES) for f in feats]
+        direct = self.direct
+        feats, frames = direct.features(audios)
         # packed windows are split by word times, so packing needs word timestamps
         pack = pack and options.word_timestamps
-        layout = plan_inputs(frames, pack, self.gap, self.max_per_input)
-        canvases = [self._canvas(placed, feats, frames) for placed in layout]
-        encoded = fw.encode(np.stack(canvases))
-        tokenizer = Tokenizer(
-            fw.hf_tokenizer, fw.model.is_multilingual, task="transcribe", language=options.language
-        )
-        results = fw.model.generate(
-            encoded,
-            [self._prompt(tokenizer, options)] * len(layout),
-            beam_size=options.beam_size,
-            patience=1.0,
-            length_penalty=1.0,
-            max_length=fw.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=self._suppressed(tokenizer),
-            max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
-        )
-        ends = [max(off + frames[i] for i, off in placed) for placed in layout]
+        plan = plan_pass(frames, pack, self.gap, self.max_per_input)
+        encoded = direct.encode(direct.inputs(plan, feats, self.gap_fill))
+        results = direct.generate(encoded, direct.prompts(plan, options), options)
+        tokenizer = direct.tokenizer(options.language)
+        ends = [plan.input_end(k) for k in range(plan.inputs)]
         decoded = [
             self._split(tokenizer, result, end) for result, end in zip(results, ends, strict=True)
         ]
         if options.word_timestamps:
-            add_words(fw, tokenizer, encoded, [subs for subs, _ in decoded], ends)
+            subs = [item for item, _ in decoded]
+            alignments = direct.align(encoded, options.language, text_tokens(tokenizer, subs), ends)
+            add_words(tokenizer, subs, alignments)
         out: list[list[RawSegment]] = [[] for _ in audios]
-        for placed, (subs, scores) in zip(layout, decoded, strict=True):
+        for k, (subs, scores) in enumerate(decoded):
+            placed = plan.on_input(k)
             if len(placed) == 1:
-                out[placed[0][0]] = _segments(tokenizer, subs, scores)
+                out[placed[0].window] = _segments(tokenizer, subs, scores)
             else:
-                spans = {i: (off, off + frames[i]) for i, off in placed}
+                spans = {item.window: (item.offset, item.end) for item in placed}
                 for index, segments in _windows(subs, scores, spans).items():
                     out[index] = segments
-        return out, [i for placed in layout if len(placed) > 1 for i, _ in placed]
-
-    def _canvas(
-        self, placed: list[tuple[int, int]], feats: list[np.ndarray], frames: list[int]
-    ) -> np.ndarray:
-        first = feats[placed[0][0]]
-        canvas = np.zeros((first.shape[0], N_FRAMES), dtype=np.float32)
-        previous_end = 0
-        for index, offset in placed:
-            piece = feats[index][:, : frames[index]]
-            if offset > previous_end and self.gap_fill == "floor":
-                # what digital silence looks like after this window's own normalisation
-                canvas[:, previous_end:offset] = piece.min()
-            canvas[:, offset : offset + frames[index]] = piece
-            previous_end = offset + frames[index]
-        return canvas
-
-    def _prompt(self, tokenizer: Any, options: DecodeOptions) -> list[int]:
-        previous = (
-            tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
-        )
-        return self.model.get_prompt(tokenizer, previous, hotwords=options.hotwords or None)
-
-    def _suppressed(self, tokenizer: Any) -> list[int]:
-        from faster_whisper.transcribe import get_suppressed_tokens
-
-        return list(get_suppressed_tokens(tokenizer, [-1]))
+        return out, plan.shared
 
     def _split(self, tokenizer: Any, result: Any, end: int) -> tuple[list[dict[str, Any]], Scores]:
         """faster-whisper's split at timestamp pairs; an unfinished tail becomes a segment."""

@@ -91,7 +91,15 @@ class MicroBatcher(Generic[P, R]):
                 if ticket is None:  # taken into a batch: its result will come
                     return await entry.future
                 await asyncio.wait({entry.future, ticket}, return_when=asyncio.FIRST_COMPLETED)
-                if ticket.done() and not ticket.cancelled() and not entry.future.done():
+                # the slot is ours only if no leader took us meanwhile: a leader that takes a
+                # request whose claim was just granted hands that slot on (withdraw) and clears
+                # entry.ticket; leading then would release a slot a second time
+                if (
+                    entry.ticket is ticket
+                    and ticket.done()
+                    and not ticket.cancelled()
+                    and not entry.future.done()
+                ):
                     entry.ticket = None  # the slot is ours: lead a batch
                     await self._lead(entry)
             return entry.future.result()

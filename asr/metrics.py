@@ -11,6 +11,10 @@ DURATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 1.5, 2, 3, 5, 7.5, 1
 BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 BATCH_WAIT_BUCKETS = (0.0001, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1)
 QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
+# a window's share of a stage: a millisecond of alignment to seconds of CPU encoding
+STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.75, 1, 2, 5)
+# where a request's model call went (contracts.worker.Timing); "other": the rest of the call
+STAGE_LABELS = ("features", "encoder", "decoder", "align", "other")
 
 
 class WorkerMetrics:
@@ -62,6 +66,17 @@ class WorkerMetrics:
         )
         for path in ("transcribe", "window", "batch", "draft"):
             self.model_calls.labels(path)
+        self.stage = Histogram(
+            "asr_worker_stage_seconds",
+            "A request's share of its model call, by stage: features (mel), encoder, decoder, "
+            "align (CTranslate2's calls), other (the rest of the call); a batch's stage times "
+            "are shared equally by its windows",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        for stage in STAGE_LABELS:
+            self.stage.labels(stage)
         self.pack_redone = Counter(
             "asr_worker_pack_redone",
             "Packed windows decoded again alone (their words missed their speech)",

@@ -19,6 +19,7 @@ from asr.batch_decode import BatchDecoder
 from asr.config import WorkerSettings
 from asr.draft import draft_text
 from asr.embedded_model import assemble, verify
+from asr.stage_clock import StageClock, shares, timed_model
 from asr.vad import SpeechSpan, overlaps_speech, speech_audio, speech_spans, total_speech
 from contracts.audio import SAMPLE_RATE
 from contracts.logs import get_logger
@@ -55,6 +56,9 @@ class SpeechModel:
             num_workers=settings.concurrency + (1 if settings.partial_lane else 0),
             download_root=str(settings.models_dir),
         )
+        # stage times per request (features, encoder, decoder, align) without changing a call
+        self.clock = StageClock()
+        timed_model(self.model, self.clock)
         # (path, inputs) per model call: the worker's metrics count what reached the model
         self.on_call: Callable[[str, int], None] | None = None
         self.batch_decoder = BatchDecoder(
@@ -62,6 +66,7 @@ class SpeechModel:
             pack=settings.pack,
             gap_sec=settings.pack_gap_sec,
             max_per_input=settings.pack_max_windows,
+            clock=self.clock,
         )
         log.info(
             "model_loaded",
@@ -102,6 +107,7 @@ class SpeechModel:
         self, audio: np.ndarray, options: DecodeOptions, spans: list[SpeechSpan] | None = None
     ) -> TranscriptionResponse:
         started = time.perf_counter()
+        self.clock.reset()
         duration = audio.size / SAMPLE_RATE
         spans = self.speech(audio, spans)
         if not spans:
@@ -112,7 +118,7 @@ class SpeechModel:
             chosen = options.model_copy(update={"language": language})
             raw = window_decode.decode_window(self.model, audio, chosen, spans)
             result = _response(raw, spans, duration, language, probability, options, started)
-            return self._counted(result)
+            return self._timed(self._counted(result), 1)
         self._called("transcribe", 1)
         raw_segments, _info = self.model.transcribe(
             audio,
@@ -129,7 +135,13 @@ class SpeechModel:
             log_prob_threshold=LOW_LOGPROB,
         )
         result = _response(raw_segments, spans, duration, language, probability, options, started)
-        return self._counted(result)
+        return self._timed(self._counted(result), 1)
+
+    def _timed(self, result: TranscriptionResponse, items: int) -> TranscriptionResponse:
+        """Set the stage shares of a request whose call served `items` windows."""
+        for stage, ms in shares(self.clock.read(), items).items():
+            setattr(result.timing, f"{stage}_ms", ms)
+        return result
 
     def transcribe_batch(
         self,
@@ -142,6 +154,7 @@ class SpeechModel:
         input that fails on its own (its VAD) fails alone; a failing joint call raises (the
         batcher then retries one by one)."""
         started = time.perf_counter()
+        self.clock.reset()
         out: list[TranscriptionResponse | Exception] = []
         spans: dict[int, list[SpeechSpan]] = {}
         for i, audio in enumerate(audios):
@@ -165,7 +178,7 @@ class SpeechModel:
             for i, segments in zip(todo, raw, strict=True):
                 duration = audios[i].size / SAMPLE_RATE
                 response = _response(segments, spans[i], duration, language, 1.0, options, started)
-                out[i] = self._counted(response)
+                out[i] = self._timed(self._counted(response), len(todo))
         for result in out:
             if isinstance(result, TranscriptionResponse):
                 result.timing.inference_ms = _ms_since(started)
@@ -176,6 +189,7 @@ class SpeechModel:
     ) -> TranscriptionResponse:
         """The cheap pass for partials (asr/draft.py): text only, no word timestamps."""
         started = time.perf_counter()
+        self.clock.reset()
         duration = audio.size / SAMPLE_RATE
         spans = self.speech(audio, spans)
         if not spans:
@@ -198,7 +212,7 @@ class SpeechModel:
             if text
             else []
         )
-        return TranscriptionResponse(
+        result = TranscriptionResponse(
             text=text,
             language=language,
             language_probability=0.0,
@@ -208,6 +222,7 @@ class SpeechModel:
             segments=segments,
             timing=Timing(inference_ms=_ms_since(started)),
         )
+        return self._timed(result, 1)
 
     def _counted(self, result: TranscriptionResponse) -> TranscriptionResponse:
         """The text's tokens (what OpenAI's API reports as output tokens)."""

@@ -129,11 +129,28 @@ class TranscriptionService:
         if key is not None:
             self.metrics.queue.labels(priority.name).observe(done.queue_sec)
         self.metrics.inference.observe(result.timing.inference_ms / 1000)
+        self._observe_stages(result, done.batch_size)
         self.metrics.audio.inc(result.duration_sec)
         result.timing.queue_ms = round(done.queue_sec * 1000, 2)
         result.timing.batch_size = done.batch_size
         result.timing.batch_wait_ms = round(done.wait_sec * 1000, 2)
         return result
+
+    def _observe_stages(self, result: TranscriptionResponse, batch_size: int) -> None:
+        timing = result.timing
+        if timing.inference_ms <= 0:
+            return
+        stages = {
+            "features": timing.features_ms,
+            "encoder": timing.encoder_ms,
+            "decoder": timing.decoder_ms,
+            "align": timing.align_ms,
+        }
+        if not any(stages.values()):
+            return  # no model call (no speech)
+        stages["other"] = max(0.0, timing.inference_ms / max(1, batch_size) - sum(stages.values()))
+        for stage, ms in stages.items():
+            self.metrics.stage.labels(stage).observe(ms / 1000)
 
     async def _partial(
         self, audio: np.ndarray, options: DecodeOptions, spans: Spans, queued: float

@@ -9,7 +9,6 @@ input starts from 0, as it would alone.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -22,22 +21,22 @@ SENTENCE_END_MARKS = ".。!！?？"
 Subsegment = dict[str, Any]  # {"start", "end", "tokens", ...} as split by faster-whisper
 
 
+def text_tokens(tokenizer: Any, inputs: list[list[Subsegment]]) -> list[list[int]]:
+    """Each input's text tokens (timestamps and end of text left out), what `align` takes."""
+    return [[t for sub in item for t in sub["tokens"] if t < tokenizer.eot] for item in inputs]
+
+
 def add_words(
-    model: Any,
     tokenizer: Any,
-    encoder_output: Any,
     inputs: list[list[Subsegment]],
-    num_frames: list[int],
+    alignments: list[list[dict[str, Any]]],
 ) -> None:
-    """Set `words` on every subsegment of every input (times in seconds of that input)."""
+    """Set `words` on every subsegment of every input (times in seconds of that input), from
+    the alignment of each input's text_tokens() (one `align` call for the batch)."""
     from faster_whisper.transcribe import merge_punctuations
 
-    per_segment = [
-        [[t for t in sub["tokens"] if t < tokenizer.eot] for sub in item] for item in inputs
-    ]
-    text_tokens = [list(itertools.chain.from_iterable(item)) for item in per_segment]
-    alignments = model.find_alignment(tokenizer, text_tokens, encoder_output, num_frames)
-    for item, alignment, tokens in zip(inputs, alignments, per_segment, strict=True):
+    for item, alignment in zip(inputs, alignments, strict=True):
+        tokens = [[t for t in sub["tokens"] if t < tokenizer.eot] for sub in item]
         median, longest = _durations(alignment)
         merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
         _assign(item, alignment, tokens, median, longest)

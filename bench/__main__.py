@@ -8,6 +8,10 @@ python -m bench --quick                  # one short clip, balanced profile (~30
 python -m bench --publish                # everything (see docs/benchmarks.md for durations)
 python -m bench --sections quality --clips jfk,fleurs-pt-001 --profiles balanced,ultra_fast
 python -m bench --report bench/results/20260101T120000Z.json --publish
+python -m bench --sections worker-load --worker-load-in-flight 1,16   # worker + ceiling
+python -m bench --sections worker-load --worker-env ASR_WORKER_BATCHING=on \
+    --worker-env ASR_WORKER_MAX_BATCH=16
+python -m bench --sections sweep --sweep-sessions 4,8 --sweep-gateways 2   # end to end
 """
 
 from __future__ import annotations
@@ -31,7 +35,18 @@ if TYPE_CHECKING:
 
 Save = Callable[[], None]  # writes the results JSON so far
 
-SECTIONS = ("quality", "longform", "throughput", "overhead", "files", "capacity")
+SECTIONS = (
+    "quality",
+    "longform",
+    "throughput",
+    "overhead",
+    "files",
+    "capacity",
+    "worker-load",
+    "sweep",
+)
+# run only when named: the sweep is sized for a GPU (hundreds of sessions)
+DEFAULT_SECTIONS = tuple(s for s in SECTIONS if s != "sweep")
 QUICK_CLIP = "ufpalign-coxinha"
 RESULTS = REPO_ROOT / "bench" / "results"
 
@@ -43,7 +58,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--manifest", help="manifest.tsv in the ../shared/eval format")
     p.add_argument("--quick", action="store_true", help=f"{QUICK_CLIP}, balanced, quality only")
     p.add_argument(
-        "--sections", default=",".join(SECTIONS), help="comma list of " + "/".join(SECTIONS)
+        "--sections",
+        default=",".join(DEFAULT_SECTIONS),
+        help="comma list of " + "/".join(SECTIONS) + " (default: all but sweep)",
     )
     p.add_argument(
         "--clips", help="clip ids for the profile runs (default: all up to --max-clip-sec)"
@@ -69,6 +86,38 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--capacity-sec", type=float, default=40.0)
     p.add_argument("--capacity-profile", default="balanced+partials", help="a --profiles row")
     p.add_argument("--stub-sleep-ms", type=float, default=50.0)
+    p.add_argument("--worker-load-in-flight", default="16", help="levels: requests in flight")
+    p.add_argument("--worker-load-windows", type=int, default=64, help="windows per level")
+    p.add_argument("--worker-load-window-sec", type=float, default=7.0)
+    p.add_argument("--worker-load-max-sec", type=float, default=120.0, help="per level")
+    p.add_argument("--worker-load-beam", type=int, default=5)
+    p.add_argument("--worker-load-clips", help="clip ids (default: every clip a window long)")
+    p.add_argument("--ceiling-batches", default="1,16", help="'' to skip the ceiling")
+    p.add_argument(
+        "--worker-load-check",
+        default="jfk",
+        help="clip the worker must transcribe word for word before any figure ('' to skip)",
+    )
+    p.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="setting of the worker this run starts (worker-load), e.g. ASR_WORKER_BATCHING=on",
+    )
+    p.add_argument("--sweep-sessions", default="16,32,64,128,192,256,320", help="levels")
+    p.add_argument("--sweep-gateways", type=int, default=3, help="gateway processes")
+    p.add_argument("--sweep-workers", type=int, default=1)
+    p.add_argument("--sweep-sec", type=float, default=40.0, help="audio per session")
+    p.add_argument("--sweep-profile", default="balanced", help="a --profiles row")
+    p.add_argument("--sweep-clips", help="clip ids (default: clips at least --sweep-sec long)")
+    p.add_argument("--sweep-bound-sec", type=float, default=2.5, help="p95 final latency bound")
+    p.add_argument("--sweep-go-on", action="store_true", help="run levels past a failing one")
+    p.add_argument(
+        "--worker-slots",
+        type=int,
+        help="model calls the worker runs at once (default: its ASR_WORKER_CONCURRENCY or 1)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and report go")
     p.add_argument("--publish", action="store_true", help="write docs/benchmarks.md")
     p.add_argument("--report", type=Path, help="only render the report of an existing JSON")
@@ -78,12 +127,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.clips = args.clips or QUICK_CLIP
         args.profiles = args.profiles or "balanced"
     args.section_list = [s.strip() for s in args.sections.split(",") if s.strip()]
+    bad_env = [kv for kv in args.worker_env if "=" not in kv]
+    if bad_env:
+        p.error(f"--worker-env takes KEY=VALUE, not {bad_env}")
+    args.worker_env_map = dict(kv.split("=", 1) for kv in args.worker_env)
     unknown = set(args.section_list) - set(SECTIONS)
     if unknown:
         p.error(f"unknown sections: {', '.join(sorted(unknown))}")
     from bench.quality import ROWS
 
-    rows = [*(_ids(args.profiles) or []), args.throughput_profile, args.capacity_profile]
+    rows = [
+        *(_ids(args.profiles) or []),
+        args.throughput_profile,
+        args.capacity_profile,
+        args.sweep_profile,
+    ]
     if set(rows) - set(ROWS):
         p.error(f"unknown profile rows: {sorted(set(rows) - set(ROWS))}; known: {list(ROWS)}")
     return args
@@ -107,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench.resources import machine
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    kind = "quick" if args.quick else ("full" if args.section_list == list(SECTIONS) else "partial")
+    full = args.section_list == list(DEFAULT_SECTIONS)
+    kind = "quick" if args.quick else ("full" if full else "partial")
     result: dict[str, Any] = {
         "run": {"timestamp": stamp, "kind": kind, "argv": argv, "duration_sec": 0.0},
         "machine": machine(),
@@ -130,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {json_path}\nreport:  {report}")
     if args.publish:
         print(f"published: {publish(result)}")
-    return 0
+    return 1 if (result.get("worker_load") or {}).get("aborted") else 0
 
 
 def run_sections(
@@ -165,6 +224,38 @@ def run_sections(
         result["file_endpoint"] = run_file_configs(
             manifest[args.long_clip], configs, log_dir, external
         )
+        save()
+    if "worker-load" in sections:
+        result["worker_load"] = run_worker_load_section(args, manifest, log_dir)
+        save()
+    if "sweep" in sections:
+        from bench.quality import ROWS
+        from bench.sweep import SweepPlan, run_sweep_section, text_report
+
+        ids = _ids(args.sweep_clips)
+        pool = clip_sel.select(manifest, ids) if ids else [
+            c for c in manifest.values() if c.duration_s >= args.sweep_sec
+        ] or [_longest(manifest)]  # fmt: skip
+        sweep = SweepPlan(
+            [int(n) for n in args.sweep_sessions.split(",") if n.strip()],
+            args.sweep_sec,
+            args.sweep_bound_sec,
+            args.sweep_go_on,
+        )
+        env = dict(args.worker_env_map)
+        if args.threads:
+            env.setdefault("ASR_WORKER_CPU_THREADS", str(args.threads))
+        result["sweep"] = run_sweep_section(
+            pool,
+            ROWS[args.sweep_profile].start,
+            frame_sec,
+            sweep,
+            args.sweep_workers,
+            args.sweep_gateways,
+            env,
+            log_dir,
+        )
+        print(text_report(result["sweep"]), flush=True)
         save()
     if "capacity" in sections:
         from bench.capacity import run_capacity
@@ -263,6 +354,55 @@ def longform(
     return asyncio.run(
         run_longform(stack.ws_url, clips, whole, configs, levels, args.longform_runs, frame_sec)
     )
+
+
+def run_worker_load_section(
+    args: argparse.Namespace, manifest: dict[str, Clip], log_dir: Path
+) -> dict[str, Any]:
+    """Against --worker-url, or a worker started here with --worker-env (and --threads)."""
+    from bench.worker_load import cut_windows, run_worker_load, text_report
+    from launcher.processes import free_port, worker_process
+
+    env = dict(args.worker_env_map)
+    if args.threads:
+        env.setdefault("ASR_WORKER_CPU_THREADS", str(args.threads))
+    ids = _ids(args.worker_load_clips)
+    pool = clip_sel.select(manifest, ids) if ids else list(manifest.values())
+    windows = cut_windows(pool, args.worker_load_window_sec, args.worker_load_windows)
+    levels = [int(n) for n in args.worker_load_in_flight.split(",") if n.strip()]
+    slots = args.worker_slots or int(env.get("ASR_WORKER_CONCURRENCY", "1"))
+    batches = [int(n) for n in args.ceiling_batches.split(",") if n.strip()]
+    worker = None
+    url = args.worker_url
+    if not url:
+        # room in the queue for every level's requests: a 503 here would measure the limit
+        env.setdefault("ASR_WORKER_QUEUE_LIMIT", str(max([16, *levels])))
+        worker = worker_process(free_port(), env=env, log_dir=log_dir, name="bench-worker")
+        worker.start().wait_ready(timeout=300)
+        url = worker.url
+    try:
+        import httpx
+
+        info = httpx.get(f"{url}/ready", timeout=10).json()
+        out = run_worker_load(
+            url,
+            windows,
+            levels,
+            args.worker_load_max_sec,
+            args.worker_load_beam,
+            slots,
+            batches,
+            ceiling_env=env,
+            ceiling_threads=args.threads,
+            check=manifest.get(args.worker_load_check) if args.worker_load_check else None,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+    out["worker"] = info
+    out["worker_env"] = env if worker is not None else None
+    print(text_report(out), flush=True)
+    return out
 
 
 def resident_memory(stack: Stack) -> dict[str, float | None]:

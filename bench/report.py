@@ -201,6 +201,94 @@ def capacity_section(c: dict[str, Any]) -> list[str]:
     ]
 
 
+def worker_load_section(w: dict[str, Any]) -> list[str]:
+    worker = w.get("worker") or {}
+    header = [
+        "in flight", "windows/s", "latency p50 / p95 (s)", "mean batch", "batches (size: n)",
+        "features", "encoder", "decoder", "align", "else", "non-model share",
+    ]  # fmt: skip
+    rows = []
+    for level in w["levels"]:
+        pw = level["per_window"]
+        rows.append(
+            [
+                str(level["in_flight"]),
+                _s(level["windows_per_sec"]),
+                _pair(level["latency"]),
+                _s(level["mean_batch_size"], 1),
+                ", ".join(f"{b}: {n:g}" for b, n in level["batches"].items()) or "–",
+                *[_s(pw[f"{s}_ms"], 0) for s in ("features", "encoder", "decoder", "align")],
+                _s(pw["else_ms"], 0),
+                _pct(level["non_model_share"]),
+            ]
+        )
+    for row in (w.get("ceiling") or {}).get("batches", []):
+        pw = row["per_window"]
+        rows.append(
+            [
+                f"ceiling, batch {row['batch']}",
+                _s(row["windows_per_sec"]),
+                "–",
+                str(row["batch"]),
+                "–",
+                *[_s(pw[f"{s}_ms"], 0) for s in ("features", "encoder", "decoder", "align")],
+                "–",
+                "–",
+            ]
+        )
+    env = w.get("worker_env")
+    started = f"started by the bench with {env}" if env is not None else "a running worker"
+    return [
+        "### Worker load",
+        "",
+        f"{w['window_sec']:g} s windows, beam {w['beam_size']}, word timestamps, "
+        f"{len(w['windows'])} windows per level; worker `{worker.get('model', '?')}` on "
+        f"{worker.get('device', '?')} ({worker.get('compute_type', '?')}), {started}. "
+        "Stage times: ms per window (a batch's shared equally); else: the window's share of "
+        "the worker (wall x slots / windows) minus its four stages.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
+def sweep_section(sw: dict[str, Any]) -> list[str]:
+    header = [
+        "sessions", "final latency p50 / p95 (s)", "stop → end p50 (s)", "lost",
+        "mean batch", "worker busy", "GPU util mean / max", "gateways' CPU", "verdict",
+    ]  # fmt: skip
+    rows = []
+    for level in sw["levels"]:
+        workers, gpu = level["workers"], level.get("gpu_utilization")
+        lost = level["failed_sessions"] + level["errors"] + level.get("incomplete_sessions", 0)
+        rows.append(
+            [
+                str(level["sessions"]),
+                _pair(level["final_latency"]),
+                _s(level["stop_to_end"].get("p50")),
+                str(lost),
+                _s(workers["mean_batch_size"], 1),
+                _s(workers["busy_fraction"]),
+                f"{gpu['mean']:.0f}% / {gpu['max']:.0f}%" if gpu else "–",
+                f"{level['gateways']['cpu_percent_of_core']:.0f}%",
+                level["verdict"],
+            ]
+        )
+    stack = sw["stack"]
+    return [
+        "### End-to-end sweep",
+        "",
+        f"{sw['session_sec']:g} s real-time sessions `{sw['start']}` from "
+        f"{', '.join(sw['pool'])} (random offsets and starts) through NGINX, "
+        f"{stack['gateways']} gateway(s), NGINX and {stack['workers']} worker(s) "
+        f"({sw.get('worker_env') or 'default settings'}). **Most sessions passing (nothing lost, "
+        f"p95 <= {sw['bound_sec']:g} s): {sw['max_sessions']}.**",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def render(result: dict[str, Any], images: dict[str, str]) -> str:
     lines = ["## Results", "", *machine_section(result), ""]
     if result.get("quality"):
@@ -216,6 +304,10 @@ def render(result: dict[str, Any], images: dict[str, str]) -> str:
         lines += file_section(result["file_endpoint"])
     if result.get("worker_overhead"):
         lines += overhead_section(result["worker_overhead"])
+    if result.get("worker_load"):
+        lines += worker_load_section(result["worker_load"])
+    if result.get("sweep"):
+        lines += sweep_section(result["sweep"])
     if result.get("capacity"):
         lines += capacity_section(result["capacity"])
     if "capacity" in images:

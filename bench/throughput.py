@@ -16,7 +16,7 @@ from bench.clips import WholeFileCache, pcm16, pcm_slice
 from bench.latency import Distribution, reference_words, timed_events, word_latencies
 from bench.resources import Sampler
 from bench.scoring import Clip, wer
-from bench.session_runner import run_session
+from bench.session_runner import SessionRecord, run_session
 from bench.stack import Stack
 
 START_SPREAD_SEC = 2.0
@@ -87,6 +87,7 @@ async def run_level(
         "quality_vs_whole_file": round(1.0 - wer(refs, hyps), 4),
         "stop_to_end": stop_to_end.as_dict(),
         "failed_sessions": sum(not r.ok for r in records),
+        "incomplete_sessions": sum(not transcribed_all(r) for r in records if r.ok),
         "errors": sum(len(r.errors) for r in records),
         "error_codes": sorted({str(e.get("code")) for r in records for e in r.errors}),
         "client_max_send_lateness_sec": round(lateness, 4),
@@ -96,11 +97,20 @@ async def run_level(
     }
 
 
+def transcribed_all(record: SessionRecord, tolerance_sec: float = 0.05) -> bool:
+    """The session's `end` summary says every second it sent was transcribed (nothing lost)."""
+    summary = next((e.get("summary", {}) for _, e in record.events if e["event"] == "end"), {})
+    audio, done = summary.get("audio_sec"), summary.get("transcribed_sec")
+    return audio is not None and done is not None and done >= audio - tolerance_sec
+
+
 def passes(level: dict[str, Any], bound_sec: float) -> tuple[bool, str]:
     p95 = level["final_latency"]["p95"]
     behind = level["stop_to_end"]["p50"]
     if level["failed_sessions"] or level["errors"]:
         return False, f"{level['failed_sessions']} failed sessions, errors {level['error_codes']}"
+    if level.get("incomplete_sessions"):
+        return False, f"{level['incomplete_sessions']} sessions lost audio (transcribed < sent)"
     if p95 is None or p95 > bound_sec:
         return (
             False,

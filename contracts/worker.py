@@ -189,11 +189,20 @@ class Segment(BaseModel):
 
 
 class Timing(BaseModel):
-    queue_ms: float = 0.0
-    inference_ms: float = 0.0
-    decode_ms: float = 0.0
+    """Where a request's time went, in the worker. The four stage fields are this request's
+    share of its model call's time (a batch's stage times divided equally among its windows):
+    `encoder_ms` + `decoder_ms` + `align_ms` is model time (CTranslate2's encode, generate and
+    detect_language, align); the rest of `inference_ms`, `features_ms` included, is not."""
+
+    queue_ms: float = Field(0.0, description="arrival to the start of its model call")
+    inference_ms: float = Field(0.0, description="its model call, start to end")
+    decode_ms: float = Field(0.0, description="reading the form and decoding the audio")
     batch_size: int = Field(1, description="requests that shared this request's model call")
     batch_wait_ms: float = Field(0.0, description="its batch's wait for mates")
+    features_ms: float = Field(0.0, description="mel features (its share)")
+    encoder_ms: float = Field(0.0, description="CTranslate2 encode (its share)")
+    decoder_ms: float = Field(0.0, description="CTranslate2 generate (its share)")
+    align_ms: float = Field(0.0, description="CTranslate2 align, word timestamps (its share)")
 
 
 class TranscriptionResponse(BaseModel):

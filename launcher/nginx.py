@@ -9,7 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from launcher.nginx_config import local_layout, render
-from launcher.processes import ManagedProcess, free_port
+from launcher.processes import REPO_ROOT, ManagedProcess, free_port
+
+# NGINX in front of several gateways (WebSocket sessions), for local multi-gateway runs
+GATEWAYS_TEMPLATE = REPO_ROOT / "nginx" / "gateways.conf"
 
 
 def nginx_binary() -> str:
@@ -29,15 +32,22 @@ def make_prefix() -> Path:
 
 
 def write_local_config(
-    prefix: Path, servers: Sequence[str], port: int, status_port: int, host: str = "127.0.0.1"
+    prefix: Path,
+    servers: Sequence[str],
+    port: int,
+    status_port: int,
+    host: str = "127.0.0.1",
+    template: Path | None = None,
 ) -> Path:
-    """Render the template for a local run into prefix/conf/nginx.conf."""
+    """Render the template (default: nginx/nginx.conf, the workers' upstream) for a local run
+    into prefix/conf/nginx.conf."""
     (prefix / "logs").mkdir(parents=True, exist_ok=True)
     (prefix / "temp").mkdir(parents=True, exist_ok=True)
     (prefix / "conf").mkdir(parents=True, exist_ok=True)
     conf = prefix / "conf" / "nginx.conf"
+    text = template.read_text() if template is not None else None
     conf.write_text(
-        render(servers, f"{host}:{port}", f"127.0.0.1:{status_port}", local_layout(prefix))
+        render(servers, f"{host}:{port}", f"127.0.0.1:{status_port}", local_layout(prefix), text)
     )
     return conf
 
@@ -70,11 +80,12 @@ class NginxProcess(ManagedProcess):
         prefix: Path | None = None,
         log_dir: Path | None = None,
         name: str = "nginx",
+        template: Path | None = None,
     ) -> None:
         nginx_binary()  # no nginx: fail before making a prefix
         self.owns_prefix = prefix is None
         self.prefix = prefix or make_prefix()
-        conf = write_local_config(self.prefix, servers, port, status_port)
+        conf = write_local_config(self.prefix, servers, port, status_port, template=template)
         super().__init__(
             name,
             nginx_command(self.prefix, conf),
@@ -112,11 +123,19 @@ def nginx_process(
     log_dir: Path | None = None,
     status_port: int | None = None,
     name: str = "nginx",
+    template: Path | None = None,
 ) -> NginxProcess:
-    """NGINX on 127.0.0.1:`port` in front of `upstreams` (worker URLs or host:port)."""
+    """NGINX on 127.0.0.1:`port` in front of `upstreams` (worker URLs or host:port; with
+    GATEWAYS_TEMPLATE, gateway URLs)."""
     servers = [u.removeprefix("http://").rstrip("/") for u in upstreams]
     return NginxProcess(
-        servers, port, status_port or free_port(), prefix=None, log_dir=log_dir, name=name
+        servers,
+        port,
+        status_port or free_port(),
+        prefix=None,
+        log_dir=log_dir,
+        name=name,
+        template=template,
     )
 
 

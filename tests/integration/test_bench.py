@@ -55,3 +55,39 @@ def test_tiny_capacity_run(manifest, tmp_path: Path) -> None:
     assert level["gateway_busy"]["rss_mean_mb"] > 20 and level["gateway_busy"]["cpu_sec"] > 0
     assert level["health_lag"]["n"] >= 20 and level["ack_delay"]["n"] >= 8
     assert level["health_lag"]["p50"] < 1.0
+
+
+@pytest.mark.timeout(150)
+def test_tiny_worker_load_run_with_its_own_batching_worker(tmp_path: Path) -> None:
+    """The profile against a worker it starts (batching on), then the ceiling at batch 1 and
+    2: windows/s, latency, batches that formed, stage times the worker reported."""
+    argv = [
+        "--sections", "worker-load", "--worker-load-windows", "4",
+        "--worker-load-in-flight", "4", "--worker-load-window-sec", "2",
+        "--worker-load-clips", "jfk,fleurs-en-000", "--ceiling-batches", "1,2",
+        "--worker-env", "ASR_WORKER_BATCHING=on", "--worker-env", "ASR_WORKER_MAX_BATCH=4",
+        "--worker-env", "ASR_WORKER_BATCH_WAIT_MS=50", "--out", str(tmp_path),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    [json_path] = tmp_path.glob("*.json")
+    result = json.loads(json_path.read_text())["worker_load"]
+    assert result["worker"]["device"] == "cpu" and result["worker_env"]["ASR_WORKER_BATCHING"]
+    [level] = result["levels"]
+    assert level["windows"] == 4 and level["failed"] == 0 and level["in_flight"] == 4
+    assert level["windows_per_sec"] > 0 and level["latency"]["p50"] > 0
+    # four requests at once on a batching worker: they share calls
+    assert level["mean_batch_size"] > 1 and sum(
+        float(b) * n for b, n in level["batches"].items()
+    ) == pytest.approx(4)
+    w = level["per_window"]
+    assert w["encoder_ms"] > 0 and w["decoder_ms"] > 0 and w["align_ms"] > 0
+    assert w["features_ms"] > 0 and w["model_ms"] < w["worker_share_ms"]
+    assert 0 < level["non_model_share"] < 1
+    rows = {row["batch"]: row for row in result["ceiling"]["batches"]}
+    assert set(rows) == {1, 2} and all(r["windows"] == 4 for r in rows.values())
+    assert all(r["per_window"]["encoder_ms"] > 0 for r in rows.values())
+    # the ceiling decodes the same windows: JFK's first 2 s are "And so my fellow"
+    jfk = next(text for wid, text in rows[2]["texts"].items() if wid.startswith("jfk@0"))
+    assert "fellow" in jfk.lower()
+    report = (json_path.with_suffix("") / "report.md").read_text()
+    assert "Worker load" in report

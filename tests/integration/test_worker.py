@@ -164,6 +164,25 @@ def test_counters_move_by_what_was_sent(worker: ManagedProcess) -> None:
     assert not any(name.startswith("nvidia_gpu") for name, _ in after)  # CPU: absent, no crash
 
 
+def test_timing_says_where_a_request_went(worker: ManagedProcess, manifest) -> None:
+    """Each stage of the model call is timed (features, encoder, decoder, align), within the
+    call's own time, and counted in asr_worker_stage_seconds; numpy's BLAS runs on one thread."""
+    import psutil
+
+    before = scrape(worker.url)
+    clip = manifest["jfk"]
+    response = post(worker.url, clip.path.read_bytes(), language="en")
+    timing = response.json()["timing"]
+    stages = [timing[f"{s}_ms"] for s in ("features", "encoder", "decoder", "align")]
+    assert all(ms > 0 for ms in stages), timing
+    assert sum(stages) <= timing["inference_ms"] and timing["batch_size"] == 1
+    after = scrape(worker.url)
+    for stage in ("features", "encoder", "decoder", "align", "other"):
+        name = "asr_worker_stage_seconds_count"
+        assert value(after, name, stage=stage) - value(before, name, stage=stage) == 1
+    assert psutil.Process(worker.proc.pid).environ()["OPENBLAS_NUM_THREADS"] == "1"
+
+
 @pytest.fixture(scope="module")
 def limited_worker(log_dir) -> ManagedProcess:
     port = free_port()

@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from asr.batch_decode import RawSegment, RawWord, coverage, plan_inputs
+from asr.batch_decode import RawSegment, RawWord, coverage
 from asr.batcher import MicroBatcher
+from asr.direct_pass import ItemPlan, plan_pass
 from asr.scheduler import PriorityScheduler, QueueFull
 from asr.service import MAX_BATCHED_SAMPLES, batch_key
 from contracts.worker import DecodeOptions, Priority
@@ -29,15 +30,25 @@ class FakeModel:
         self.hold = threading.Event()
         self.hold.set()
         self.started = threading.Event()
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0  # most calls at once: never more than the scheduler's slots
 
     def __call__(self, payloads: list[str]) -> list[str | Exception]:
-        self.calls.append(list(payloads))
+        with self.lock:
+            self.calls.append(list(payloads))
+            self.running += 1
+            self.peak = max(self.peak, self.running)
         self.started.set()
-        self.hold.wait(5)
-        time.sleep(self.seconds)
-        if "bad" in payloads:
-            raise RuntimeError("the joint call failed")
-        return [ValueError(p) if p == "err" else p.upper() for p in payloads]
+        try:
+            self.hold.wait(5)
+            time.sleep(self.seconds)
+            if "bad" in payloads:
+                raise RuntimeError("the joint call failed")
+            return [ValueError(p) if p == "err" else p.upper() for p in payloads]
+        finally:
+            with self.lock:
+                self.running -= 1
 
 
 def make(
@@ -85,6 +96,29 @@ async def test_requests_queued_behind_a_call_share_the_next_one() -> None:
     assert [d.batch_size for d in done] == [1, 4, 4, 4, 4]
     assert [n for n, _ in seen] == [1, 4]
     assert batcher.scheduler.running == 0 and batcher.pending == 0
+
+
+async def test_two_slots_batch_sizes_follow_the_load_up_to_max_batch() -> None:
+    """The GPU layout (two calls at once): while both slots are busy, what piles up is taken
+    in calls of at most max_batch; a lone request on an idle slot goes at once, alone."""
+    model = FakeModel()
+    batcher, seen = make(model, slots=2, max_batch=8, limit=32)
+    model.hold.clear()
+    # two calls of another key take both slots (a key of their own: not batch mates)
+    busy = [asyncio.create_task(batcher.submit(f"b{i}", Priority.final, f"b{i}")) for i in (1, 2)]
+    await settle(lambda: batcher.scheduler.running == 2 and len(model.calls) == 2)
+    queued = [asyncio.create_task(batcher.submit("k", Priority.final, f"q{i}")) for i in range(20)]
+    await settle(lambda: batcher.pending == 20)
+    model.hold.set()
+    done = await asyncio.gather(*busy, *queued)
+    assert [len(call) for call in model.calls] == [1, 1, 8, 8, 4]
+    assert sorted(d.batch_size for d in done[2:]) == [4] * 4 + [8] * 16
+    assert [n for n, _ in seen] == [1, 1, 8, 8, 4]
+    # the slots stay two: requests taken into a batch just as their claim was granted hand
+    # that slot on once (the bug this caught: each released it again, -10 slots "running")
+    assert model.peak == 2 and batcher.scheduler.running == 0
+    lone = await batcher.submit("k", Priority.final, "lone")  # idle again: no waiting
+    assert lone.batch_size == 1 and batcher.scheduler.running == 0 and model.peak == 2
 
 
 async def test_groups_by_key_and_respects_max_batch() -> None:
@@ -192,22 +226,38 @@ def test_batch_key_sends_only_supported_requests_to_the_batcher() -> None:
         assert batch_key(samples, options, priority) is None
 
 
+def layout(frames: list[int], pack: bool, gap: int, max_per_input: int) -> list[list[tuple]]:
+    """(window, offset) per encoder input, in input order."""
+    plan = plan_pass(frames, pack=pack, gap=gap, max_per_input=max_per_input)
+    return [[(i.window, i.offset) for i in plan.on_input(k)] for k in range(plan.inputs)]
+
+
 def test_packing_layout() -> None:
     # 8 s windows with 1 s gaps: three fit in 29 s (1 s of padding kept at the end)
-    assert plan_inputs([800] * 4, pack=True, gap=100, max_per_input=3) == [
+    assert layout([800] * 4, pack=True, gap=100, max_per_input=3) == [
         [(0, 0), (1, 900), (2, 1800)],
         [(3, 0)],
     ]
-    assert plan_inputs([800] * 2, pack=False, gap=100, max_per_input=3) == [[(0, 0)], [(1, 0)]]
-    assert plan_inputs([800] * 3, pack=True, gap=100, max_per_input=2) == [
+    assert layout([800] * 2, pack=False, gap=100, max_per_input=3) == [[(0, 0)], [(1, 0)]]
+    assert layout([800] * 3, pack=True, gap=100, max_per_input=2) == [
         [(0, 0), (1, 900)],
         [(2, 0)],
     ]
     # first fit: a short window fills the gap an earlier long one left
-    assert plan_inputs([2000, 1500, 600], pack=True, gap=100, max_per_input=3) == [
+    assert layout([2000, 1500, 600], pack=True, gap=100, max_per_input=3) == [
         [(0, 0), (2, 2100)],
         [(1, 0)],
     ]
+
+
+def test_pass_plan_ends_and_shared_windows() -> None:
+    plan = plan_pass([800, 700, 2500], pack=True, gap=100, max_per_input=3)
+    assert plan.items[1] == ItemPlan(window=1, input=0, offset=900, frames=700)
+    assert plan.input_end(0) == 1600 and plan.input_end(1) == 2500
+    assert plan.shared == [0, 1]
+    alone = plan_pass([800, 700], pack=False, gap=100, max_per_input=3)
+    assert alone.inputs == 2 and alone.shared == []
+    assert [i.input for i in alone.items] == [0, 1]
 
 
 def test_coverage_of_speech_by_words() -> None:

@@ -26,6 +26,7 @@ from launcher.nginx_config import CONTAINER_LAYOUT, render
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 CPU_OVERRIDE = ROOT / "docker-compose.cpu.yml"
+REFERENCE = ROOT / "docker-compose.reference.yml"  # the reference's 8+8+6+8 layout
 PROMETHEUS = ROOT / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "asr.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
@@ -66,9 +67,42 @@ def option(argv: list[str], name: str) -> list[str]:
     return [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"--{name}=")]
 
 
-def test_thirty_workers_pinned_8_8_6_8_to_four_gpus(services) -> None:
-    per_gpu: dict[str, int] = {}
+def test_one_batching_worker_per_gpu_by_default(services) -> None:
+    """The recommendation (docs/operations.md, "GPU layout"): one worker per GPU, batching the
+    windows of all sessions, two calls at once, a queue for what the sessions keep in flight."""
+    per_gpu = {}
     for name, svc in worker_services(services).items():
+        (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
+        per_gpu[device["device_ids"][0]] = svc["deploy"]["replicas"]
+        env = svc["environment"]
+        assert env["ASR_WORKER_BATCHING"] == "on", name
+        assert int(env["ASR_WORKER_MAX_BATCH"]) == 16 and int(env["ASR_WORKER_CONCURRENCY"]) == 2
+        # every window a full batch of sessions keeps in flight can wait: none is refused
+        assert int(env["ASR_WORKER_QUEUE_LIMIT"]) >= 2 * int(env["ASR_WORKER_MAX_BATCH"])
+    assert per_gpu == {"0": 1, "1": 1, "2": 1, "3": 1}
+    text = COMPOSE.read_text()
+    assert "docker compose -f docker-compose.yml -f docker-compose.reference.yml" in text
+
+
+def reference_services(services: dict[str, Any]) -> dict[str, Any]:
+    """The worker groups as the reference override leaves them (Compose merges mappings)."""
+    override = load(REFERENCE)["services"]
+    assert set(override) == set(worker_services(services)), "only the worker groups change"
+    merged = {}
+    for name, svc in worker_services(services).items():
+        merged[name] = {
+            **svc,
+            "environment": {**svc["environment"], **override[name]["environment"]},
+            "deploy": {**svc["deploy"], **override[name]["deploy"]},
+        }
+    return merged
+
+
+def test_reference_layout_thirty_workers_pinned_8_8_6_8_to_four_gpus(services) -> None:
+    per_gpu: dict[str, int] = {}
+    for name, svc in reference_services(services).items():
+        assert svc["environment"]["ASR_WORKER_BATCHING"] == "off"
+        assert svc["environment"]["ASR_WORKER_CONCURRENCY"] == "1"
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"], name
         (gpu,) = device["device_ids"]
@@ -314,6 +348,9 @@ def test_cpu_override_drops_gpu_reservations(services) -> None:
         assert isinstance(svc["deploy"]["resources"]["reservations"]["devices"], Reset), name
         assert svc["environment"]["ASR_WORKER_DEVICE"] == "cpu"
         assert svc["environment"]["ASR_WORKER_COMPUTE_TYPE"] == "int8"
+        # the GPU batching default does not follow the workers onto CPUs (auto: off there)
+        assert svc["environment"]["ASR_WORKER_BATCHING"] == "auto"
+        assert svc["environment"]["ASR_WORKER_CONCURRENCY"] == "1"
     assert (
         "docker compose -f docker-compose.yml -f docker-compose.cpu.yml" in CPU_OVERRIDE.read_text()
     )
@@ -343,7 +380,7 @@ def test_compose_file_is_consistent_and_docker_compose_accepts_it(
     override = tmp_path / "docker-compose.cpu.yml"
     override.write_text(CPU_OVERRIDE.read_text().replace("!reset []", "[]"))
     assert "!reset" not in override.read_text().split("x-cpu-worker")[1]
-    for files in ([COMPOSE], [COMPOSE, override]):
+    for files in ([COMPOSE], [COMPOSE, override], [COMPOSE, REFERENCE]):
         args = [arg for f in files for arg in ("-f", str(f))]
         result = subprocess.run(
             [compose_v1, "--project-directory", str(ROOT), *args, "config", "--quiet"],
