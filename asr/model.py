@@ -116,7 +116,8 @@ class SpeechModel:
         if window_decode.applies(options.model_copy(update={"language": language}), audio.size):
             self._called("window", 1)
             chosen = options.model_copy(update={"language": language})
-            raw = window_decode.decode_window(self.model, audio, chosen, spans)
+            direct = self.batch_decoder.direct
+            raw = window_decode.decode_windows(direct, [audio], [chosen], [spans])[0]
             result = _response(raw, spans, duration, language, probability, options, started)
             return self._timed(self._counted(result), 1)
         self._called("transcribe", 1)
@@ -146,13 +147,15 @@ class SpeechModel:
     def transcribe_batch(
         self,
         audios: list[np.ndarray],
-        options: DecodeOptions,
+        options: list[DecodeOptions],
         given: list[list[SpeechSpan] | None] | None = None,
     ) -> list[TranscriptionResponse | Exception]:
-        """Windows with the same options (language given, temperature 0.0) in one model call,
-        with transcribe()'s safeguards; what this path leaves out: asr/batch_decode.py. An
-        input that fails on its own (its VAD) fails alone; a failing joint call raises (the
-        batcher then retries one by one)."""
+        """Windows whose options differ at most in their prefix and prompt (the batcher's key:
+        language given, temperature 0.0) in one model call, with transcribe()'s safeguards;
+        live windows (`encoder_pad_sec`) through asr/window_decode.py, others through
+        asr/batch_decode.py (what that path leaves out is said there). An input that fails on
+        its own (its VAD) fails alone; a failing joint call raises (the batcher then retries
+        one by one)."""
         started = time.perf_counter()
         self.clock.reset()
         out: list[TranscriptionResponse | Exception] = []
@@ -163,21 +166,33 @@ class SpeechModel:
             except Exception as exc:
                 out.append(exc)
                 continue
-            out.append(self._empty(options, audio.size / SAMPLE_RATE, started))
+            out.append(self._empty(options[i], audio.size / SAMPLE_RATE, started))
             if found:
                 spans[i] = found
         if spans:
             todo = list(spans)
-            self._called("batch", len(todo))
-            raw = self.batch_decoder.decode(
-                [audios[i] for i in todo],
-                options,
-                [[(s.start, s.end) for s in spans[i]] for i in todo],
-            )
-            language = options.language or self.languages[0]
+            first = options[todo[0]]
+            if first.encoder_pad_sec is not None:
+                self._called("window", len(todo))
+                raw = window_decode.decode_windows(
+                    self.batch_decoder.direct,
+                    [audios[i] for i in todo],
+                    [options[i] for i in todo],
+                    [spans[i] for i in todo],
+                )
+            else:
+                self._called("batch", len(todo))
+                raw = self.batch_decoder.decode(
+                    [audios[i] for i in todo],
+                    first,
+                    [[(s.start, s.end) for s in spans[i]] for i in todo],
+                )
+            language = first.language or self.languages[0]
             for i, segments in zip(todo, raw, strict=True):
                 duration = audios[i].size / SAMPLE_RATE
-                response = _response(segments, spans[i], duration, language, 1.0, options, started)
+                response = _response(
+                    segments, spans[i], duration, language, 1.0, options[i], started
+                )
                 out[i] = self._timed(self._counted(response), len(todo))
         for result in out:
             if isinstance(result, TranscriptionResponse):

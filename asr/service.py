@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from asr import window_decode
 from asr.audio import AudioDecodeError, decode_file, decode_pcm_s16le
 from asr.batch_decode import N_FRAMES
 from asr.batcher import Done, MicroBatcher
@@ -16,6 +17,7 @@ from asr.metrics import WorkerMetrics
 from asr.model import SpeechModel
 from asr.scheduler import PriorityScheduler, QueueFull
 from asr.vad import SpeechSpan
+from asr.window_decode import input_frames
 from contracts.audio import SAMPLE_RATE, AudioRejected, check_duration, require_bytes
 from contracts.logs import get_logger
 from contracts.worker import DecodeOptions, Priority, TranscriptionResponse
@@ -40,6 +42,12 @@ def batch_key(samples: int, options: DecodeOptions, priority: Priority) -> str |
         or samples > MAX_BATCHED_SAMPLES
     ):
         return None
+    if options.encoder_pad_sec is not None:
+        if not window_decode.applies(options, samples):
+            return None
+        # live windows: each its own prefix and prompt; one encoder input length per batch
+        shared = options.model_dump_json(exclude={"prefix", "initial_prompt"})
+        return f"{priority.name}|window|{input_frames(samples, options.encoder_pad_sec)}|{shared}"
     return f"{priority.name}|{options.model_dump_json()}"
 
 
@@ -86,10 +94,11 @@ class TranscriptionService:
             model.on_call = lambda path, inputs: self.metrics.model_calls.labels(path).inc(inputs)
 
     def _run_batch(self, payloads: list[Payload]) -> list[TranscriptionResponse | Exception]:
-        """On a model thread; every payload of a batch has the same options (its key)."""
+        """On a model thread; the payloads of a batch share their key (batch_key)."""
         assert self._model is not None
         audios = [audio for audio, _, _ in payloads]
-        return self._model.transcribe_batch(audios, payloads[0][1], [s for _, _, s in payloads])
+        options = [o for _, o, _ in payloads]
+        return self._model.transcribe_batch(audios, options, [s for _, _, s in payloads])
 
     def _observe_batch(self, size: int, wait_sec: float) -> None:
         self.metrics.batch_size.observe(size)

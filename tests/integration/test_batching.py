@@ -69,8 +69,8 @@ def test_batch_of_four_equals_batch_of_one(model: SpeechModel, audios) -> None:
     too on these clips). The batch-1 path itself matches SpeechModel.transcribe on 23 of 24
     eval windows (docs/benchmarks.md)."""
     greedy = DecodeOptions(**GREEDY)
-    together = model.transcribe_batch(audios, greedy)
-    alone = [model.transcribe_batch([a], greedy)[0] for a in audios]
+    together = model.transcribe_batch(audios, [greedy] * len(audios))
+    alone = [model.transcribe_batch([a], [greedy])[0] for a in audios]
     for a, b in zip(together, alone, strict=True):
         assert not isinstance(a, Exception) and not isinstance(b, Exception)
         assert a.text == b.text and a.text
@@ -78,8 +78,8 @@ def test_batch_of_four_equals_batch_of_one(model: SpeechModel, audios) -> None:
         words_b = [(w.word, w.start, w.end) for s in b.segments for w in s.words]
         assert words_a == words_b
     beam = DecodeOptions(**BEAM)
-    together = model.transcribe_batch(audios, beam)
-    alone = [model.transcribe_batch([a], beam)[0] for a in audios]
+    together = model.transcribe_batch(audios, [beam] * len(audios))
+    alone = [model.transcribe_batch([a], [beam])[0] for a in audios]
     refs = [r.text for r in alone]  # type: ignore[union-attr]
     together_text = [r.text for r in together]  # type: ignore[union-attr]
     check_wer("worker/batched-beam5-vs-alone", wer(refs, together_text), words_in(refs))
@@ -92,7 +92,7 @@ def test_packed_windows_keep_their_own_words(manifest, audios) -> None:
     stays inside its own window."""
     packing = SpeechModel(WorkerSettings(pack=True, device="cpu", warmup=False))
     options = DecodeOptions(**BEAM)
-    packed = packing.transcribe_batch(audios, options)
+    packed = packing.transcribe_batch(audios, [options] * len(audios))
     refs = [manifest[c].reference_text for c in CLIPS]
     hyps = [r.text for r in packed]  # type: ignore[union-attr]
     for result, audio in zip(packed, audios, strict=True):
@@ -127,7 +127,7 @@ async def test_mixed_options_and_a_bad_input_in_one_batch(model: SpeechModel, au
         if audio is bad:
             continue
         assert not isinstance(result, BaseException), result
-        assert result.text == model.transcribe_batch([audio], options)[0].text  # type: ignore[union-attr]
+        assert result.text == model.transcribe_batch([audio], [options])[0].text  # type: ignore[union-attr]
     greedy_sizes = {results[i].timing.batch_size for i in (0, 3)}  # type: ignore[union-attr]
     other_sizes = {results[i].timing.batch_size for i in (1, 4)}  # type: ignore[union-attr]
     assert max(greedy_sizes) <= 3 and max(other_sizes) <= 2  # never mixed
@@ -157,3 +157,51 @@ def test_four_simultaneous_requests_are_batched_over_http(
     assert total == 4 and count < 4
     assert max(b["timing"]["batch_size"] for b in bodies) >= 2
     assert value(after, "asr_worker_batch_wait_seconds_count") >= count
+
+
+def live_options(prefix: str | None, beam: int = 1) -> DecodeOptions:
+    """A live window as the gateway asks for it: short encoder input, its own prefix."""
+    return DecodeOptions(
+        language="en", beam_size=beam, temperature=0.0, encoder_pad_sec=3.0, prefix=prefix
+    )
+
+
+def test_live_windows_with_their_own_prefixes_share_a_call(model: SpeechModel, audios) -> None:
+    """Each window its own prefix (the words its context holds), one encoder input length:
+    one call, and each window's words are what it gets alone (greedy: identical)."""
+    windows = [a[: int(4.3 * 16000)] for a in audios]  # one encoder input length for all
+    first = [model.transcribe_batch([w], [live_options(None)])[0] for w in windows]
+    prefixes = []
+    for result in first:
+        assert not isinstance(result, Exception)
+        words = [w.word for s in result.segments for w in s.words]
+        prefixes.append("".join(words[:2]).strip() or None)
+    options = [live_options(p) for p in prefixes]
+    together = model.transcribe_batch(windows, options)
+    alone = [model.transcribe_batch([w], [o])[0] for w, o in zip(windows, options, strict=True)]
+    for a, b, p in zip(together, alone, prefixes, strict=True):
+        assert not isinstance(a, Exception) and not isinstance(b, Exception)
+        assert [(w.word, w.start, w.end) for s in a.segments for w in s.words] == [
+            (w.word, w.start, w.end) for s in b.segments for w in s.words
+        ]
+        if p:  # what the prefix said is not said again
+            assert not a.text.lower().startswith(p.lower())
+
+
+async def test_the_batcher_groups_live_windows_by_input_length_not_prefix(
+    model: SpeechModel, audios
+) -> None:
+    service = TranscriptionService(
+        WorkerSettings(batching="on", pack=False, device="cpu"), WorkerMetrics()
+    )
+    service.model = model
+    same = [a[: int(4.3 * 16000)] for a in audios[:3]]
+    longer = audios[0][: int(9.0 * 16000)]  # another encoder input length: its own call
+    jobs = [(same[0], "And so"), (same[1], None), (longer, "And so"), (same[2], "Mister")]
+    results = await asyncio.gather(
+        *(service.transcribe(a, live_options(p), Priority.final) for a, p in jobs)
+    )
+    sizes = [r.timing.batch_size for r in results]
+    assert sizes[2] == 1  # never with windows of another length
+    assert max(sizes[0], sizes[1], sizes[3]) >= 2  # different prefixes, one call
+    service.scheduler.shutdown()
