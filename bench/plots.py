@@ -107,6 +107,55 @@ def capacity(result: dict[str, Any], path: Path) -> Path | None:
     return _save(fig, path)
 
 
+REPLAYS = Path(__file__).resolve().parent / "results" / "longform-replays.json"
+
+
+def longform_tradeoff(result: dict[str, Any], path: Path) -> Path | None:
+    """WER against final latency on the long-form material: every real-time row of the run
+    (median, bars to the runs' range) and every configuration tried in the replay
+    (bench/results/longform-replays.json: virtual clock, this machine's cost model)."""
+    rows = (result.get("longform") or {}).get("rows", [])
+    if not rows:
+        return None
+    import json
+
+    fig, ax = plt.subplots(figsize=(7.2, 4.8), dpi=110)
+    replays = json.loads(REPLAYS.read_text()) if REPLAYS.exists() else []
+    for r in replays:
+        if r.get("final_p50") is None:
+            continue
+        stream = r["start"].get("mode") == "stream"
+        ax.scatter(
+            r["final_p50"], 100 * r["wer"], marker="o" if stream else "s", facecolors="none",
+            edgecolors="tab:blue" if stream else "tab:orange", s=28, alpha=0.7,
+        )  # fmt: skip
+    for r in rows:
+        x, y = r["final_p50"], r["wer"]
+        if x["median"] is None:
+            continue
+        color = "tab:blue" if r["config"] == "stream" else "tab:orange"
+        ax.errorbar(
+            x["median"], 100 * y["median"],
+            xerr=[[x["median"] - x["min"]], [x["max"] - x["median"]]],
+            yerr=[[100 * (y["median"] - y["min"])], [100 * (y["max"] - y["median"])]],
+            fmt="o" if r["sessions"] == 1 else "^", color=color, capsize=3,
+        )  # fmt: skip
+        ax.annotate(
+            f"{r['config']} x{r['sessions']}", (x["median"], 100 * y["median"]),
+            textcoords="offset points", xytext=(5, 4), fontsize=7,
+        )  # fmt: skip
+    whole = result["longform"]["whole_file_wer"]
+    ax.axhline(100 * whole, color="grey", linestyle="--", linewidth=1)
+    ax.annotate("whole file", (ax.get_xlim()[0], 100 * whole), fontsize=7, xytext=(2, 2),
+                textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("final word latency p50, s")
+    ax.set_ylabel("WER vs reference, %")
+    ax.set_title("Long-form: filled = real time (this run), hollow = replay (configurations tried)")
+    ax.title.set_fontsize(8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def make_plots(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     made = {
@@ -114,6 +163,7 @@ def make_plots(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         "latency_cdf": latency_cdf(result, out_dir / "latency_cdf.png"),
         "sessions_vs_latency": sessions_vs_latency(result, out_dir / "sessions_vs_latency.png"),
         "capacity": capacity(result, out_dir / "capacity.png"),
+        "longform_tradeoff": longform_tradeoff(result, out_dir / "longform_tradeoff.png"),
     }
     return {k: v for k, v in made.items() if v is not None}
 

@@ -289,6 +289,56 @@ def sweep_section(sw: dict[str, Any]) -> list[str]:
     ]
 
 
+def _spread(figure: dict[str, Any], pct: bool = False) -> str:
+    """median (min-max) of a figure over runs."""
+    fmt = _pct if pct else _s
+    median, low, high = figure.get("median"), figure.get("min"), figure.get("max")
+    if median is None:
+        return "–"
+    if low == high:
+        return fmt(median)
+    return f"{fmt(median)} ({fmt(low)}-{fmt(high)})"
+
+
+def longform_section(lf: dict[str, Any]) -> list[str]:
+    clips = ", ".join(
+        f"`{cid}` {c['duration_sec']:.0f} s (whole file {_pct(c['whole_file_wer'])})"
+        for cid, c in lf["clips"].items()
+    )
+    out = [
+        "### Streaming on long-form speech",
+        "",
+        f"The long-form clips ({clips}) streamed in real time, 300 ms frames; every session a "
+        "different clip. WER pooled over a run's sessions against the references, whole-file "
+        f"WER of the same model on the same clips beside it (all four: "
+        f"{_pct(lf['whole_file_wer'])}). Median (min-max) over the runs; latency counts "
+        "sessions that matched at least 85% of the reference words.",
+        "",
+    ]
+    header = [
+        "configuration", "sessions", "runs", "WER", "whole file", "final p50 (s)",
+        "final p95 (s)", "first sight p50 (s)", "first sight p95 (s)", "behind",
+        "lost / failed",
+    ]  # fmt: skip
+    rows = [
+        [
+            r["config"],
+            str(r["sessions"]),
+            str(len(r["runs"])),
+            _spread(r["wer"], pct=True),
+            _spread(r["whole_file_wer"], pct=True),
+            _spread(r["final_p50"]),
+            _spread(r["final_p95"]),
+            _spread(r["first_p50"]),
+            _spread(r["first_p95"]),
+            str(r["behind_transcripts"]),
+            f"{r['lost_sec']:.1f} s / {r['failed_sessions']}",
+        ]
+        for r in lf["rows"]
+    ]
+    return out + _table(header, rows) + [""]
+
+
 def render(result: dict[str, Any], images: dict[str, str]) -> str:
     lines = ["## Results", "", *machine_section(result), ""]
     if result.get("quality"):
@@ -296,6 +346,10 @@ def render(result: dict[str, Any], images: dict[str, str]) -> str:
     for key in ("latency_vs_wer", "latency_cdf"):
         if key in images:
             lines += [f"![{key}]({images[key]})", ""]
+    if result.get("longform"):
+        lines += longform_section(result["longform"])
+    if "longform_tradeoff" in images:
+        lines += [f"![long-form WER against final latency]({images['longform_tradeoff']})", ""]
     if result.get("throughput"):
         lines += throughput_section(result["throughput"])
     if "sessions_vs_latency" in images:

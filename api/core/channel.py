@@ -275,15 +275,10 @@ class ChannelCore:
             return None
         if self.finishing or not self.has_speech(start, end):
             return None
-        prefix = None
-        if self.settings.decoder_prefix and start == since:
-            # heard after the words sent before it, as the final passes hear it
-            start = self.context_start(since, self.context_sec)
-            prefix = self.prefix(start, since)
-            if prefix is None:
-                start = since
-        options = self.options(beam_size=1, best_of=1, word_timestamps=False, prefix=prefix)
-        return self.request("partial", start, since, end, options, Priority.partial, self.commits)
+        # the tail alone: a draft that heard the committed context too (its words as the
+        # prefix) cost a decoder step per prefix token, beside the finals it must not slow
+        options = self.options(beam_size=1, best_of=1, word_timestamps=False)
+        return self.request("partial", start, start, end, options, Priority.partial, self.commits)
 
     def on_partial(
         self, request: WindowRequest, result: TranscriptionResponse

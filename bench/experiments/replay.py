@@ -44,14 +44,12 @@ CACHE_VERSION = 3  # part of every answer's key: bump when the worker's decoding
 # pool seconds per request on this machine (2 cores, base int8): the 30 s encoder plus a
 # decoder share that grows with the audio; a draft (partial) pass is far cheaper
 COST_BASE_SEC, COST_PER_AUDIO_SEC = 0.30, 0.075
-# a live window through asr/window_decode.py: the encoder on the audio plus its
-# padding, each word generated, each prefix word read
-FAST_BASE_SEC, FAST_PER_INPUT_SEC, FAST_PER_WORD_SEC, FAST_PER_PREFIX_WORD_SEC = (
-    0.03,
-    0.025,
-    0.012,
-    0.006,
-)
+# a live window through asr/window_decode.py, measured here (40 stream passes, 2 threads,
+# median 0.47 s): features and overhead, the encoder per second of input (audio + padding),
+# and every decoder step, forced prefix tokens included (CTranslate2 steps through them one by
+# one; a previous-text prompt before <|startoftranscript|> costs nothing); ~1.6 tokens a word
+FAST_BASE_SEC, FAST_PER_INPUT_SEC, FAST_PER_STEP_SEC, TOKENS_PER_WORD = 0.045, 0.006, 0.023, 1.6
+GREEDY_STEP_FACTOR = 0.45
 
 
 def cost_model(engine: Engine) -> Any:
@@ -62,12 +60,12 @@ def cost_model(engine: Engine) -> Any:
         if request.options.encoder_pad_sec is not None:  # asr/window_decode.py
             words = sum(len(s.words) for s in engine(request).segments)
             prefix = len((request.options.prefix or "").split())
-            padded = seconds + request.options.encoder_pad_sec
+            steps = 4 + TOKENS_PER_WORD * (prefix + words)
+            step = FAST_PER_STEP_SEC * (GREEDY_STEP_FACTOR if request.options.beam_size == 1 else 1)
             return (
                 FAST_BASE_SEC
-                + FAST_PER_INPUT_SEC * min(30.0, padded)
-                + FAST_PER_WORD_SEC * words
-                + FAST_PER_PREFIX_WORD_SEC * prefix
+                + FAST_PER_INPUT_SEC * min(30.0, seconds + request.options.encoder_pad_sec)
+                + step * steps
             )
         return COST_BASE_SEC + COST_PER_AUDIO_SEC * seconds
 
