@@ -91,7 +91,12 @@ def build_session_config(start: StartMessage, settings: GatewaySettings) -> Sess
         prompt=start.prompt,
         partials=start.partials,
         mode=start.mode,
-        min_chunk_sec=start.min_chunk_sec,
+        # the effective cadence, so ready.config says what stream mode will do
+        min_chunk_sec=(
+            (start.min_chunk_sec or settings.stream_min_chunk_sec)
+            if start.mode == "stream"
+            else start.min_chunk_sec
+        ),
         profile=start.profile,
         enable_insights=start.enable_insights,
         provider=provider,

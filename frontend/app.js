@@ -6,7 +6,10 @@ import { getLocale, num, setLocale, t } from "./i18n.js";
 import { errorValues, Panels } from "./panels.js";
 import { TranscriptView } from "./transcript.js";
 
-// the reference's profiles: the window goes out as batch_window_sec, beam/best_of via `profile`
+// "stream" (the default): the gateway's stream mode, its measured best live configuration
+// (docs/benchmarks.md). The reference's profiles: the window goes out as batch_window_sec,
+// beam/best_of via `profile`.
+const STREAM = "stream";
 const PROFILE_WINDOW_SEC = { max_quality: 5.0, balanced: 2.0, responsive: 1.5, ultra_fast: 1.0 };
 const MAX_BATCH_WINDOW_SEC = 10.0;
 const DEFAULT_CHUNK_MS = 300;
@@ -48,16 +51,22 @@ let summary = null; // {audio, words} of the last recording
 // ---- live session ------------------------------------------------------------------------------
 
 function startPayload() {
-  const profile = el.profile.value in PROFILE_WINDOW_SEC ? el.profile.value : "balanced";
-  const payload = {
-    batch_window_sec: PROFILE_WINDOW_SEC[profile],
-    max_batch_window_sec: MAX_BATCH_WINDOW_SEC,
+  const common = {
     enable_insights: el.insights.checked,
     provider: el.provider.value.trim() || "local",
-    profile,
     sample_rate: TARGET_RATE,
     encoding: "pcm_s16le",
   };
+  const profile = el.profile.value;
+  const payload =
+    profile in PROFILE_WINDOW_SEC
+      ? {
+          batch_window_sec: PROFILE_WINDOW_SEC[profile],
+          max_batch_window_sec: MAX_BATCH_WINDOW_SEC,
+          ...common,
+          profile,
+        }
+      : { mode: STREAM, ...common };
   if (el.language.value) payload.language = el.language.value;
   return payload;
 }
@@ -241,7 +250,7 @@ function restoreSettings() {
   try {
     const saved = JSON.parse(localStorage.getItem("asr.settings") || "{}");
     for (const name of SAVED) if (typeof saved[name] === "string") el[name].value = saved[name];
-    if (!el.profile.value) el.profile.value = "balanced";
+    if (!el.profile.value) el.profile.value = STREAM;
     el.insights.checked = saved.insights === true;
     el.apiKey.value = sessionStorage.getItem("asr.apiKey") || "";
   } catch {

@@ -88,8 +88,14 @@ export class Panels {
         dd.append(" ", badge);
       }
     };
-    cell("cfg-window", `${num(config.batch_window_sec)} s`, sources.batch_window_sec);
-    cell("cfg-max-window", `${num(config.max_batch_window_sec)} s`, sources.max_batch_window_sec);
+    if (config.mode === "stream") {
+      // stream mode has no batch windows: a pass every min_chunk_sec of new audio
+      cell("cfg-window", t("session.stream_every", { sec: num(config.min_chunk_sec) }));
+      cell("cfg-max-window", "–");
+    } else {
+      cell("cfg-window", `${num(config.batch_window_sec)} s`, sources.batch_window_sec);
+      cell("cfg-max-window", `${num(config.max_batch_window_sec)} s`, sources.max_batch_window_sec);
+    }
     cell("cfg-beam", String(config.beam_size ?? "–"), sources.beam_size);
     cell("cfg-best-of", String(config.best_of ?? "–"), sources.best_of);
     cell("cfg-language", config.language || t("session.auto"));

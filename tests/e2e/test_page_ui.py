@@ -179,6 +179,8 @@ def test_protocol_events_render(
     page.add_init_script(WS_SPY)  # after the route: it wraps the routed WebSocket
     page.goto(f"{gateway.url}/")
     page.wait_for_selector("body[data-ready=true]")
+    assert page.input_value("#profile") == "stream"  # the default; this test sends a profile's
+    page.select_option("#profile", "balanced")
     page.check("#insights")
     page.click(".advanced summary")
     page.fill("#apikey", "demo-key_123")
