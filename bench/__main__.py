@@ -1,13 +1,14 @@
 """`python -m bench` (`make bench BENCH_ARGS=...`): latency, quality, throughput and capacity.
 
 Against a running stack (`--url http://host:8000`) or one it starts itself (workers + gateway
-through api.processes). Writes bench/results/<timestamp>.json, a report.md with PNG plots next
+through launcher.processes). Writes bench/results/<timestamp>.json, a report.md with PNG plots next
 to it, and with --publish the generated section of docs/benchmarks.md.
 
 python -m bench --quick                  # one short clip, balanced profile (~30 s)
 python -m bench --publish                # everything (see docs/benchmarks.md for durations)
 python -m bench --sections quality --clips jfk,fleurs-pt-001 --profiles balanced,ultra_fast
 python -m bench --report bench/results/20260101T120000Z.json --publish
+python -m bench --report NEW.json EARLIER.json --publish   # a partial run above an earlier full one
 python -m bench --sections worker-load --worker-load-in-flight 1,16   # worker + ceiling
 python -m bench --sections worker-load --worker-env ASR_WORKER_BATCHING=on \
     --worker-env ASR_WORKER_MAX_BATCH=16
@@ -120,7 +121,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON and report go")
     p.add_argument("--publish", action="store_true", help="write docs/benchmarks.md")
-    p.add_argument("--report", type=Path, help="only render the report of an existing JSON")
+    p.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        help="only render the report of existing JSONs (with --publish, newest first: the "
+        "sections of a partial run above those of the earlier run they add to)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.sections = "quality"
@@ -157,10 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.report import publish, write_report
 
     if args.report:
-        result = json.loads(args.report.read_text(encoding="utf-8"))
-        print(write_report(result, args.report.with_suffix("")))
+        results = [json.loads(path.read_text(encoding="utf-8")) for path in args.report]
+        for path, result in zip(args.report, results, strict=True):
+            print(write_report(result, path.with_suffix("")))
         if args.publish:
-            print(publish(result))
+            print(publish(results))
         return 0
     from bench.resources import machine
 

@@ -6,6 +6,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench.plots import make_plots
 from bench.scoring import REPO_ROOT
 
@@ -336,7 +338,33 @@ def longform_section(lf: dict[str, Any]) -> list[str]:
         ]
         for r in lf["rows"]
     ]
-    return out + _table(header, rows) + [""]
+    return out + _table(header, rows) + [""] + _longform_by_clip(lf)
+
+
+def _longform_by_clip(lf: dict[str, Any]) -> list[str]:
+    """Each clip at one session: WER and final p50 over the runs, whole file beside them."""
+    single = [r for r in lf["rows"] if r["sessions"] == 1]
+    if not single:
+        return []
+    header = ["clip", "whole file"] + [
+        f"{r['config']}: {what}" for r in single for what in ("WER", "final p50 (s)")
+    ]
+    rows = []
+    for cid, clip in lf["clips"].items():
+        row = [f"`{cid}`", _pct(clip["whole_file_wer"])]
+        for r in single:
+            mine = [s for run in r["runs"] for s in run["sessions"] if s["clip"] == cid]
+            wers = [s["wer"] for s in mine]
+            p50s = [float(np.median(s["final"])) for s in mine if s.get("final")]
+            row += [_spread(_figure(wers), pct=True), _spread(_figure(p50s))]
+        rows.append(row)
+    return ["By clip, one session (median (min-max) over the runs):", "", *_table(header, rows), ""]
+
+
+def _figure(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {}
+    return {"median": float(np.median(values)), "min": min(values), "max": max(values)}
 
 
 def render(result: dict[str, Any], images: dict[str, str]) -> str:
@@ -377,13 +405,27 @@ def write_report(result: dict[str, Any], out_dir: Path) -> Path:
     return path
 
 
-def publish(result: dict[str, Any], doc: Path = DOC, images_dir: Path = IMAGES) -> Path:
-    """Replace the generated section of docs/benchmarks.md; plots into docs/benchmarks/."""
+def publish(
+    result: dict[str, Any] | list[dict[str, Any]], doc: Path = DOC, images_dir: Path = IMAGES
+) -> Path:
+    """Replace the generated section of docs/benchmarks.md; plots into docs/benchmarks/.
+
+    Several results (newest first) publish one after another: a partial run's sections first,
+    then the earlier run whose other sections still stand, each under its own run line."""
+    results = result if isinstance(result, list) else [result]
     if images_dir.exists():
         shutil.rmtree(images_dir)  # plots of an older run must not linger
-    plots = make_plots(result, images_dir)
-    rel = {k: f"{images_dir.name}/{p.name}" for k, p in plots.items()}
-    section = f"{BEGIN}\n{render(result, rel)}{END}"
+    parts = []
+    for i, one in enumerate(results):
+        # the first run's plots at the top level (stable links), the others in a folder each
+        where = images_dir if i == 0 else images_dir / one["run"]["timestamp"]
+        plots = make_plots(one, where)
+        prefix = images_dir.name if i == 0 else f"{images_dir.name}/{one['run']['timestamp']}"
+        text = render(one, {k: f"{prefix}/{p.name}" for k, p in plots.items()})
+        if i > 0:
+            text = text.replace("## Results\n", "## Results of an earlier run\n", 1)
+        parts.append(text)
+    section = f"{BEGIN}\n{chr(10).join(parts)}{END}"
     text = doc.read_text(encoding="utf-8") if doc.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)

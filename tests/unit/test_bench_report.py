@@ -112,6 +112,15 @@ def test_write_report_and_publish(tmp_path: Path) -> None:
     assert "old" not in text and text.count(BEGIN) == 1
     assert "![latency_cdf](benchmarks/latency_cdf.png)" in text
     assert (tmp_path / "benchmarks" / "latency_cdf.png").stat().st_size > 1000
+    # a partial run above the earlier run it adds to: both kept, the earlier plots in a folder
+    partial = result() | {"run": result()["run"] | {"timestamp": "20260102T000000Z"}}
+    earlier = result() | {"run": result()["run"] | {"timestamp": "20260101T000000Z"}}
+    publish([partial, earlier], doc, tmp_path / "benchmarks")
+    text = doc.read_text()
+    assert text.count(BEGIN) == 1 and text.index("## Results\n") < text.index("## Results of an")
+    assert "Run `20260102T000000Z`" in text and "Run `20260101T000000Z`" in text
+    assert "![latency_cdf](benchmarks/20260101T000000Z/latency_cdf.png)" in text
+    assert (tmp_path / "benchmarks" / "20260101T000000Z" / "latency_cdf.png").exists()
 
 
 def test_stub_response_is_a_valid_worker_answer_with_words_near_the_end() -> None:
