@@ -367,8 +367,8 @@ def _figure(values: list[float]) -> dict[str, Any]:
     return {"median": float(np.median(values)), "min": min(values), "max": max(values)}
 
 
-def render(result: dict[str, Any], images: dict[str, str]) -> str:
-    lines = ["## Results", "", *machine_section(result), ""]
+def render(result: dict[str, Any], images: dict[str, str], heading: str = "Results") -> str:
+    lines = [f"## {heading}", "", *machine_section(result), ""]
     if result.get("quality"):
         lines += quality_section(result["quality"])
     for key in ("latency_vs_wer", "latency_cdf"):
@@ -418,14 +418,11 @@ def publish(
     parts = []
     for i, one in enumerate(results):
         # the first run's plots at the top level (stable links), the others in a folder each
-        where = images_dir if i == 0 else images_dir / one["run"]["timestamp"]
-        plots = make_plots(one, where)
-        prefix = images_dir.name if i == 0 else f"{images_dir.name}/{one['run']['timestamp']}"
-        text = render(one, {k: f"{prefix}/{p.name}" for k, p in plots.items()})
-        if i > 0:
-            text = text.replace("## Results\n", "## Results of an earlier run\n", 1)
-        parts.append(text)
-    section = f"{BEGIN}\n{chr(10).join(parts)}{END}"
+        folder = Path(images_dir.name) / ("" if i == 0 else one["run"]["timestamp"])
+        plots = make_plots(one, images_dir.parent / folder)
+        heading = "Results" if i == 0 else "Results of an earlier run"
+        parts.append(render(one, {k: f"{folder / p.name}" for k, p in plots.items()}, heading))
+    section = BEGIN + "\n" + "\n".join(parts) + END
     text = doc.read_text(encoding="utf-8") if doc.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)

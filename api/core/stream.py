@@ -42,7 +42,8 @@ class Pass:
 class StreamPolicy(ChannelCore):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        chunk = self.config.min_chunk_sec or self.settings.stream_min_chunk_sec
+        chunk = self.config.min_chunk_sec  # build_session_config fills in the default
+        assert chunk is not None, "a stream-mode config always has its cadence"
         self.min_chunk = int(chunk * SAMPLE_RATE)
         self.max_buffer = int(self.settings.stream_buffer_max_sec * SAMPLE_RATE)
         self.pause = self.settings.stream_commit_pause_ms * SAMPLE_RATE // 1000
