@@ -49,7 +49,7 @@ class GatewaySettings(BaseSettings):
         3.0,
         ge=0.0,
         le=30.0,
-        description="live windows are encoded on their own length plus this much padding "
+        description="batch windows are encoded on their own length plus this much padding "
         "instead of 30 s (the worker's asr/window_decode.py); unset: 30 s",
     )
     decoder_prefix: bool = Field(
@@ -78,6 +78,14 @@ class GatewaySettings(BaseSettings):
         le=20.0,
         description="stream mode with decoder_prefix: committed audio heard again before the "
         "uncommitted part in every pass",
+    )
+    stream_encoder_pad_sec: float | None = Field(
+        6.0,
+        ge=0.0,
+        le=30.0,
+        description="stream passes are encoded on their own length plus this much padding "
+        "(batch windows take window_encoder_pad_sec); unset: 30 s. Replay on the benchmark's "
+        "clips and the long-form material, docs/benchmarks.md: 6 s beat 3 s on both",
     )
     stream_lookahead_sec: float = Field(
         0.0,

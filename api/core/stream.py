@@ -136,7 +136,11 @@ class StreamPolicy(ChannelCore):
             prefix = self.prefix(start, decided.end)
         else:
             start, prefix = self.buffer_start, None
-        options = self.options(initial_prompt=self._prompt(), prefix=prefix)
+        options = self.options(
+            initial_prompt=self._prompt(),
+            prefix=prefix,
+            encoder_pad_sec=self.settings.stream_encoder_pad_sec,
+        )
         return Step(request=self.request("pass", start, start, decided.end, options))
 
     def on_response(
