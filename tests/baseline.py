@@ -53,5 +53,5 @@ def check_wer(name: str, measured: float, words: int) -> None:
     assert measured <= limit, (
         f"{name}: WER {measured:.2%} over its bound {limit:.2%} (baseline median "
         f"{entry['median']:.2%}, {entry['min']:.2%}-{entry['max']:.2%} over {len(entry['runs'])} "
-        f"runs recorded {baselines['recorded']}, margin one word of {words})"
+        f"runs recorded {entry.get('recorded', baselines['recorded'])}, margin one word of {words})"
     )

@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     baselines = load()
     entries = baselines.get("entries", {})
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
     for name, values in sorted(measured.items()):
         entries[name] = {
             "median": round(statistics.median(values), 4),
@@ -65,11 +66,18 @@ def main(argv: list[str] | None = None) -> int:
             "max": round(max(values), 4),
             "runs": [round(v, 4) for v in values],
             "words": words[name],
+            "recorded": today,
         }
+    # a partial recording (some paths or -k) keeps the other entries and says so in `how`
+    how = " ".join(
+        [f"python -m tests.record_baselines --runs {args.runs}"]
+        + ([f"-k {args.keyword!r}"] if args.keyword else [])
+        + ([] if args.paths == DEFAULT_PATHS else args.paths)
+    )
     baselines = {
-        "recorded": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "recorded": today,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
-        "how": f"python -m tests.record_baselines --runs {args.runs}",
+        "how": how,
         "minutes": round((time.monotonic() - began) / 60, 1),
         "entries": dict(sorted(entries.items())),
     }
