@@ -392,6 +392,19 @@ def test_without_the_words_text_there_is_no_prefix() -> None:
     assert [w["word"] for w in words_of(run)] == ["três", "quatro"]
 
 
+def test_stream_passes_and_batch_windows_take_their_own_encoder_padding() -> None:
+    """Stream passes and batch windows are padded by separate settings (docs/benchmarks.md:
+    6 s helped stream passes on both materials, batch windows only on short clips)."""
+    audio, probs = scripted((6.0, True), (0.6, False))
+    said = [(f"w{i}", 0.5 * i + 0.05, 0.5 * i + 0.4) for i in range(12)]
+    settings = GatewaySettings(stream_encoder_pad_sec=6.0, window_encoder_pad_sec=3.0)
+    stream = {"language": "pt", "mode": "stream", "partials": False}
+    for start, pad in ((stream, 6.0), (BALANCED, 3.0)):
+        run = drive(make_core(start, settings), audio, probs, lambda r: answer(r, *said))
+        finals = [r for r in run.requests if r.purpose != "partial"]
+        assert finals and {r.options.encoder_pad_sec for r in finals} == {pad}, start
+
+
 def test_stream_passes_hear_the_recent_committed_words_as_their_prefix() -> None:
     audio, probs = scripted((6.0, True), (0.6, False))
     said = [(f"w{i}", 0.5 * i + 0.05, 0.5 * i + 0.4) for i in range(12)]
