@@ -73,8 +73,10 @@ def parse_batch_config(
     min_window = max(MIN_WINDOW_RANGE[0], min(min_window, MIN_WINDOW_RANGE[1]))
     max_window = max(min_window, min(max_window, MAX_WINDOW_LIMIT))
 
-    beam, sources["beam_size"] = _pick(beam_size, preset and preset.beam_size, DEFAULT_BEAM_SIZE)
-    best, sources["best_of"] = _pick(best_of, preset and preset.best_of, DEFAULT_BEST_OF)
+    profile_beam = preset.beam_size if preset is not None else None
+    profile_best = preset.best_of if preset is not None else None
+    beam, sources["beam_size"] = _pick(beam_size, profile_beam, DEFAULT_BEAM_SIZE)
+    best, sources["best_of"] = _pick(best_of, profile_best, DEFAULT_BEST_OF)
     return BatchConfig(min_window, max_window, beam, best, sources)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -172,7 +172,7 @@ class GatewaySettings(BaseSettings):
 
     @field_validator("cors_origins", "api_keys", "allowed_origins", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> list[str]:
+    def _split_origins(cls, value: Any) -> list[str]:  # raw input: a string or a list
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
-        return list(value)  # type: ignore[arg-type]
+        return list(value)

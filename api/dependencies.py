@@ -13,7 +13,7 @@ from api.auth import ANONYMOUS, presented_key
 def authenticate(connection: HTTPConnection) -> str | None:
     """The caller's key name; ANONYMOUS when keys are not required; None when refused."""
     state = connection.app.state
-    name = state.keys.identify(presented_key(connection))
+    name: str | None = state.keys.identify(presented_key(connection))
     if name is not None:
         return name
     return None if state.settings.auth_required else ANONYMOUS

@@ -4,10 +4,16 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from contracts.audio import SAMPLE_RATE, AudioRejected, pcm16_to_float
+
+if TYPE_CHECKING:  # PyAV itself is imported when a file is decoded
+    from av.audio.frame import AudioFrame
+    from av.container import InputContainer
 
 
 def decode_file(data: bytes) -> np.ndarray:
@@ -32,12 +38,12 @@ def decode_file(data: bytes) -> np.ndarray:
     return pcm16_to_float(np.concatenate(pieces))
 
 
-def _frames(container: object):  # type: ignore[no-untyped-def]
+def _frames(container: InputContainer) -> Iterator[AudioFrame]:
     """The audio frames, skipping the ones a damaged file cannot decode (as faster-whisper
     does)."""
     import av
 
-    packets = container.demux(audio=0)  # type: ignore[attr-defined]
+    packets = container.demux(audio=0)
     for packet in packets:
         try:
             yield from packet.decode()

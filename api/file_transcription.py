@@ -5,7 +5,7 @@ into pieces of at most 30 s, the pieces with speech are transcribed in parallel 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +82,7 @@ async def transcribe_pieces(
     limiter: asyncio.Semaphore,
     speech: SpeechTimeline | None,
     max_piece_sec: float = 30.0,
-) -> AsyncIterator[PieceResult]:
+) -> AsyncGenerator[PieceResult, None]:
     """The file's pieces, transcribed in parallel on the pool and yielded in order as each one
     (and every one before it) is done. `speech`: the file's VAD timeline (None: each worker runs
     its own VAD). Stopping early (a client gone) cancels the pieces still running."""

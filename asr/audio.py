@@ -4,6 +4,7 @@ directly, containers (wav, flac, ogg/opus, mp3, webm) through PyAV as faster-whi
 from __future__ import annotations
 
 import io
+from typing import cast
 
 import numpy as np
 
@@ -19,7 +20,8 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> n
         return audio
     import soxr
 
-    return soxr.resample(audio, from_rate, to_rate, quality="HQ").astype(np.float32)
+    resampled = soxr.resample(audio, from_rate, to_rate, quality="HQ")  # soxr has no type hints
+    return cast(np.ndarray, resampled.astype(np.float32))
 
 
 def decode_pcm_s16le(data: bytes, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -120,9 +120,10 @@ class BatchDecoder:
             self._split(tokenizer, result, end) for result, end in zip(results, ends, strict=True)
         ]
         if options.word_timestamps:
-            subs = [item for item, _ in decoded]
-            alignments = direct.align(encoded, options.language, text_tokens(tokenizer, subs), ends)
-            add_words(tokenizer, subs, alignments)
+            every_subs = [item for item, _ in decoded]
+            tokens = text_tokens(tokenizer, every_subs)
+            alignments = direct.align(encoded, options.language, tokens, ends)
+            add_words(tokenizer, every_subs, alignments)
         out: list[list[RawSegment]] = [[] for _ in audios]
         for k, (subs, scores) in enumerate(decoded):
             placed = plan.on_input(k)

@@ -21,7 +21,7 @@ import itertools
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from asr.scheduler import PriorityScheduler
 from contracts.worker import Priority
@@ -90,7 +90,8 @@ class MicroBatcher(Generic[P, R]):
                 ticket = entry.ticket
                 if ticket is None:  # taken into a batch: its result will come
                     return await entry.future
-                await asyncio.wait({entry.future, ticket}, return_when=asyncio.FIRST_COMPLETED)
+                either: set[asyncio.Future[Any]] = {entry.future, ticket}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 # the slot is ours only if no leader took us meanwhile: a leader that takes a
                 # request whose claim was just granted hands that slot on (withdraw) and clears
                 # entry.ticket; leading then would release a slot a second time

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -159,10 +159,10 @@ class DirectPass:
         prompt = self.whisper.get_prompt(tokenizer, previous, hotwords=options.hotwords or None)
         return [prompt] * plan.inputs
 
-    def generate(self, encoded: Any, prompts: list[list[int]], options: DecodeOptions) -> list:
+    def generate(self, encoded: Any, prompts: list[list[int]], options: DecodeOptions) -> list[Any]:
         """One `generate` for every input, beam search with faster-whisper's settings."""
         assert options.language is not None
-        return self.whisper.model.generate(
+        results = self.whisper.model.generate(
             encoded,
             prompts,
             beam_size=options.beam_size,
@@ -175,12 +175,14 @@ class DirectPass:
             suppress_tokens=self.suppressed(options.language),
             max_initial_timestamp_index=MAX_INITIAL_TIMESTAMP_INDEX,
         )
+        return cast(list[Any], results)  # ctranslate2 has no type hints: WhisperGenerationResult
 
     def align(
         self, encoded: Any, language: str, text_tokens: list[list[int]], num_frames: list[int]
     ) -> list[list[dict[str, Any]]]:
         """Word timings of every input from one `align` call (faster-whisper's find_alignment:
         inputs without text get none)."""
-        return self.whisper.find_alignment(
+        alignments = self.whisper.find_alignment(
             self.tokenizer(language), text_tokens, encoded, num_frames, MEDIAN_FILTER_WIDTH
         )
+        return cast(list[list[dict[str, Any]]], alignments)  # faster-whisper has no type hints

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from asr.scheduler import QueueFull
 from asr.service import NotReady, TranscriptionService
-from asr.vad import as_spans
+from asr.vad import SpeechSpan, as_spans
 from contracts.audio import AudioRejected
 from contracts.logs import get_logger
 from contracts.worker import (
@@ -28,7 +28,7 @@ router = APIRouter()
 
 
 def get_service(request: Request) -> TranscriptionService:
-    return request.app.state.service
+    return cast(TranscriptionService, request.app.state.service)  # starlette's State is untyped
 
 
 Service = Annotated[TranscriptionService, Depends(get_service)]
@@ -107,7 +107,7 @@ async def transcribe(request: Request, service: Service) -> Response:
         )
 
 
-def _spans(request: WorkerRequest) -> list | None:
+def _spans(request: WorkerRequest) -> list[SpeechSpan] | None:
     return None if request.speech_spans is None else as_spans(request.speech_spans)
 
 

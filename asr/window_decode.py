@@ -22,7 +22,7 @@ text does not depend on its batch mates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -135,13 +135,14 @@ def _prompt(direct: DirectPass, tokenizer: Any, options: DecodeOptions) -> list[
     previous = (
         tokenizer.encode(" " + options.initial_prompt.strip()) if options.initial_prompt else []
     )
-    return direct.whisper.get_prompt(  # type: ignore[no-any-return]
+    prompt = direct.whisper.get_prompt(
         tokenizer,
         previous,
         without_timestamps=True,
         prefix=options.prefix.strip() if options.prefix else None,
         hotwords=options.hotwords or None,
     )
+    return cast(list[int], prompt)  # faster-whisper has no type hints
 
 
 def _segments(

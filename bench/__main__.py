@@ -165,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.report:
         results = [json.loads(path.read_text(encoding="utf-8")) for path in args.report]
-        for path, result in zip(args.report, results, strict=True):
-            print(write_report(result, path.with_suffix("")))
+        for path, report in zip(args.report, results, strict=True):
+            print(write_report(report, path.with_suffix("")))
         if args.publish:
             print(publish(results))
         return 0

@@ -29,6 +29,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEVICE_DIR = Path(os.environ.get("ASR_GPU_KIT", REPO_ROOT / ".device"))  # ignored by git
@@ -120,7 +121,7 @@ def sources(
     eval_dir: Path,
     clips: list[str] | None,
     debs: Path | None = None,
-) -> dict:
+) -> dict[str, Path]:
     """{name once assembled: source path}: wheels, .deb packages, the model (its verified
     stamp too), the eval manifest (only the clips carried) and their audio."""
     out: dict[str, Path] = {f"wheels/{w.name}": w for w in sorted(wheels.glob("*.whl"))}
@@ -170,13 +171,13 @@ def prepare(
     return dirs
 
 
-def _copy(src: object, dst: object, size: int) -> None:
+def _copy(src: BinaryIO, dst: BinaryIO, size: int) -> None:
     left = size
     while left:
-        block = src.read(min(1 << 20, left))  # type: ignore[attr-defined]
+        block = src.read(min(1 << 20, left))
         if not block:
             raise OSError("source file shorter than planned")
-        dst.write(block)  # type: ignore[attr-defined]
+        dst.write(block)
         left -= len(block)
 
 

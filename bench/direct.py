@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from asr.features import BLAS_ENV
 
@@ -40,7 +40,7 @@ def run_direct(
     timeout_sec: float = 3600,
     ceiling: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Run jobs (or the ceiling) in a fresh `python -m bench.direct` process; its JSON answer.
     `env`: worker settings (ASR_WORKER_*) on top of this process's environment."""
     spec: dict[str, Any] = {"threads": threads, "jobs": jobs}
@@ -57,7 +57,7 @@ def run_direct(
     )
     if done.returncode != 0:
         raise RuntimeError(f"bench.direct failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return cast(dict[str, Any], json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def run_ceiling(

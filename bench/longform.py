@@ -19,6 +19,7 @@ import itertools
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import jiwer
 import numpy as np
@@ -46,7 +47,8 @@ class LongClip:
         return self.audio.size / SAMPLE_RATE
 
     def pcm16(self) -> bytes:
-        return (np.clip(self.audio, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+        pcm = (np.clip(self.audio, -1.0, 1.0) * 32767).astype("<i2")  # numpy types this Any
+        return cast(bytes, pcm.tobytes())
 
 
 def read_wav(clip: Clip) -> np.ndarray:
@@ -121,4 +123,4 @@ def level(audio: np.ndarray) -> np.ndarray:
     loud = np.sort(rms)[-max(1, n // 10) :]
     speech_db = 20 * np.log10(float(np.mean(loud)))
     gain = 10 ** ((SPEECH_LEVEL_DBFS - speech_db) / 20)
-    return np.clip(audio * gain, -1.0, 1.0).astype(np.float32)
+    return cast(np.ndarray, np.clip(audio * gain, -1.0, 1.0).astype(np.float32))  # numpy: Any

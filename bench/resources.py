@@ -7,7 +7,7 @@ import platform
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 import psutil
@@ -21,7 +21,7 @@ def pid_listening_on(url: str) -> int | None:
     try:
         for conn in psutil.net_connections(kind="tcp"):
             if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-                return conn.pid
+                return cast(int | None, conn.pid)  # psutil has no type hints
     except (psutil.AccessDenied, PermissionError):
         return None
     return None

@@ -11,7 +11,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -44,7 +44,7 @@ class Stack:
     def worker_info(self) -> dict[str, Any]:
         """The first worker's /ready body: model, device, compute type."""
         try:
-            return httpx.get(f"{self.worker_urls[0]}/ready", timeout=5).json()
+            return cast(dict[str, Any], httpx.get(f"{self.worker_urls[0]}/ready", timeout=5).json())
         except (httpx.HTTPError, ValueError):
             return {}
 

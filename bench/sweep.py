@@ -96,9 +96,13 @@ def start_sweep_stack(
     return stack
 
 
-def scrape(urls: list[str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+# a /metrics scrape: {(sample name, sorted labels): value}
+Scrape = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(urls: list[str]) -> Scrape:
     """Every sample of the workers' /metrics, summed over the workers."""
-    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    out: Scrape = {}
     for url in urls:
         text = httpx.get(f"{url}/metrics", timeout=10).text
         for family in text_string_to_metric_families(text):
@@ -108,12 +112,12 @@ def scrape(urls: list[str]) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     return out
 
 
-def _delta(after: dict, before: dict, name: str, **labels: str) -> float:
+def _delta(after: Scrape, before: Scrape, name: str, **labels: str) -> float:
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def worker_figures(before: dict, after: dict, seconds: float) -> dict[str, Any]:
+def worker_figures(before: Scrape, after: Scrape, seconds: float) -> dict[str, Any]:
     """What the workers did between two scrapes (pure)."""
     batches = _delta(after, before, "asr_worker_batch_size_count")
     batched = _delta(after, before, "asr_worker_batch_size_sum")

@@ -99,7 +99,8 @@ async def run_level(
 
 def transcribed_all(record: SessionRecord, tolerance_sec: float = 0.05) -> bool:
     """The session's `end` summary says every second it sent was transcribed (nothing lost)."""
-    summary = next((e.get("summary", {}) for _, e in record.events if e["event"] == "end"), {})
+    ends = (e.get("summary", {}) for _, e in record.events if e["event"] == "end")
+    summary: dict[str, Any] = next(ends, {})
     audio, done = summary.get("audio_sec"), summary.get("transcribed_sec")
     return audio is not None and done is not None and done >= audio - tolerance_sec
 

@@ -212,7 +212,9 @@ def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 2) if values else None
 
 
-def summarize(records: list[Record], wall_sec: float, in_flight: int, slots: int = 1) -> dict:
+def summarize(
+    records: list[Record], wall_sec: float, in_flight: int, slots: int = 1
+) -> dict[str, Any]:
     """The profile of one level (pure: tested with recorded records)."""
     ok = [r for r in records if r.ok]
     n = len(ok)

@@ -44,7 +44,9 @@ def post_worker(
     return wall, response.json()["text"]
 
 
-def _job(clip: Clip, offset: float = 0.0, duration: float | None = None, repeat: int = 1) -> dict:
+def _job(
+    clip: Clip, offset: float = 0.0, duration: float | None = None, repeat: int = 1
+) -> dict[str, Any]:
     return {
         "id": clip.id,
         "path": str(clip.path),

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import sys
+from typing import Any
 
 from client.audio import read_audio_pcm16
 from client.files import transcribe_file
@@ -22,7 +23,7 @@ async def _stream(args: argparse.Namespace) -> int:
     if args.language:
         start["language"] = args.language
 
-    def show(event: dict) -> None:
+    def show(event: dict[str, Any]) -> None:
         kind = event["event"]
         if args.json:
             print(json.dumps(event, ensure_ascii=False), flush=True)

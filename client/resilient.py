@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import websockets
+from websockets.typing import Subprotocol
 
 BYTES_PER_SAMPLE = 2
 RATE = 16000
@@ -99,7 +100,9 @@ class ResilientStream:
             await asyncio.sleep(min(0.2 * 2 ** min(self.reconnects, 5), 3.0))
 
     async def _connection(self) -> bool:
-        protocols = ["asr.v1"] + ([f"bearer.{self.api_key}"] if self.api_key else [])
+        protocols = [Subprotocol("asr.v1")]
+        if self.api_key:
+            protocols.append(Subprotocol(f"bearer.{self.api_key}"))
         async with websockets.connect(
             self.url, subprotocols=protocols, open_timeout=5, max_size=2**24, ping_interval=None
         ) as ws:

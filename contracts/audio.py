@@ -6,6 +6,8 @@ conversion between float samples in [-1, 1] and PCM16 goes through these two fun
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 SAMPLE_RATE = 16_000
@@ -29,7 +31,8 @@ def pcm16_to_float(pcm: bytes | bytearray | memoryview | np.ndarray) -> np.ndarr
 
 
 def float_to_pcm16(audio: np.ndarray) -> np.ndarray:
-    return (np.clip(audio, -1.0, PCM16_MAX) * 32768.0).astype("<i2")
+    # np.clip of an ndarray of unknown dtype is typed Any
+    return cast(np.ndarray, (np.clip(audio, -1.0, PCM16_MAX) * 32768.0).astype("<i2"))
 
 
 def check_duration(samples: int, limit_sec: float) -> None:

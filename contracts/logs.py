@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, cast
 
 import structlog
 
@@ -38,7 +39,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def redact_event(_logger: object, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_event(_logger: object, _name: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: every string field (nested too) with API keys redacted."""
     return {k: _redacted(v) for k, v in event.items()}
 
@@ -91,4 +92,5 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    # structlog.get_logger returns Any: a lazy proxy of the configured wrapper class
+    return cast(structlog.stdlib.BoundLogger, structlog.get_logger(name))

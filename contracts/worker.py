@@ -142,7 +142,9 @@ def options_from_form(fields: Mapping[str, str], languages: list[str]) -> Decode
     """The decoding options among a form's fields (others are ignored), language checked
     against the allow-list."""
     names = {*DecodeOptions.model_fields, "prompt"}
-    values = {key: value for key, value in fields.items() if key in names and value != ""}
+    values: dict[str, str | None] = {
+        key: value for key, value in fields.items() if key in names and value != ""
+    }
     try:
         values["language"] = check_language(values.get("language"), languages)
     except LanguageNotAllowed as exc:

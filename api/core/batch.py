@@ -17,6 +17,9 @@ the next window grow (up to max_window), so the session catches up in fewer call
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
 
 from api.core.channel import ChannelCore, pool_seconds
 from api.core.steps import Step, WindowRequest
@@ -59,8 +62,8 @@ class _Job:
 
 
 class BatchPolicy(ChannelCore):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # ChannelCore's arguments
+        super().__init__(*args, **kwargs)
         batch = self.config.batch
         self.plan = CutPlan(
             min_frames=frames(batch.batch_window_sec),
@@ -186,7 +189,7 @@ class BatchPolicy(ChannelCore):
             # the next window takes over from the last word: words whisper dropped at the end
             # of this input are heard again there
             next_offset = max(job.since, min(job.end, int(words[-1].end * SAMPLE_RATE)))
-        events = []
+        events: list[BaseModel] = []
         if words:
             span = self.span(job.since, job.end)
             events.append(

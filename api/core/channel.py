@@ -330,8 +330,8 @@ class ChannelCore:
                 batch_ms=round((now - cut_at) * 1000, 1),
             ),
         )
-        for word in out:
-            arrived = self.track.arrival_of(round(word.end * SAMPLE_RATE))
+        for shown in out:
+            arrived = self.track.arrival_of(round(shown.end * SAMPLE_RATE))
             if arrived is not None:
                 self.meter.word_latency(max(0.0, now - arrived))
         for word, sent in zip(words, out, strict=True):

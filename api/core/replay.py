@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -147,7 +147,7 @@ def drive(
 
 
 def _dump(event: BaseModel) -> dict[str, Any]:
-    return json.loads(event.model_dump_json())
+    return cast(dict[str, Any], json.loads(event.model_dump_json()))
 
 
 @dataclass

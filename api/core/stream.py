@@ -15,7 +15,7 @@ last whole chunk received (`behind` on its transcripts).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from api.core.channel import ChannelCore, pool_seconds
 from api.core.local_agreement import HypothesisBuffer
@@ -40,8 +40,8 @@ class Pass:
 
 
 class StreamPolicy(ChannelCore):
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # ChannelCore's arguments
+        super().__init__(*args, **kwargs)
         chunk = self.config.min_chunk_sec  # build_session_config fills in the default
         assert chunk is not None, "a stream-mode config always has its cadence"
         self.min_chunk = int(chunk * SAMPLE_RATE)

@@ -15,6 +15,7 @@ towards `max`, preferring the last pause, so the session catches up in fewer cal
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -44,7 +45,8 @@ def frame_db(samples: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float32)
     frames = samples[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES).astype(np.float64) / 32768.0
     power = np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES
-    return np.maximum(10.0 * np.log10(power + 1e-10), SILENCE_DB).astype(np.float32)
+    levels = np.maximum(10.0 * np.log10(power + 1e-10), SILENCE_DB)  # numpy types this Any
+    return cast(np.ndarray, levels.astype(np.float32))
 
 
 def quiet_threshold(recent_db: np.ndarray) -> float:

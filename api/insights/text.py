@@ -81,7 +81,8 @@ def summarize(text: str, counts: Counter[str], language: str | None, max_chars: 
 
     def score(sentence: str) -> float:
         content = [w for w in words(sentence) if w not in stop and len(w) >= MIN_KEYWORD_CHARS]
-        return sum(counts[w] for w in content) / (len(content) + 1) ** 0.5
+        norm: float = (len(content) + 1) ** 0.5
+        return sum(counts[w] for w in content) / norm
 
     scores = [score(s) for s in found]
     ranked = sorted(range(len(found)), key=lambda i: (-scores[i], i))

@@ -197,7 +197,7 @@ class InsightsTracker:
             language=language,
             keywords=(result.keywords if result and result.keywords else keywords),
             summary=result.summary if result else "",
-            **self.figures(final),  # type: ignore[arg-type]
+            **self.figures(final),
         )
         self._emit(event)
         return event

@@ -11,7 +11,7 @@ raises.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -43,7 +43,9 @@ def token_usage(heard_sec: float, text_tokens: int) -> dict[str, Any]:
     }
 
 
-async def text_events(pieces: AsyncIterator[PieceResult], model: str) -> AsyncIterator[bytes]:
+async def text_events(
+    pieces: AsyncGenerator[PieceResult, None], model: str
+) -> AsyncIterator[bytes]:
     text = ""
     heard_sec, text_tokens = 0.0, 0
     try:

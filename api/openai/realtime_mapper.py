@@ -255,8 +255,9 @@ class RealtimeMapper:
             return self._events(self.book.advance(event.committed_offset))
         if isinstance(event, ErrorEvent):
             if event.span is not None:  # its items fail once their audio is final
-                start, end = event.span.start * SAMPLE_RATE, event.span.end * SAMPLE_RATE
-                self.book.fail(int(start), int(end), event.message)
+                failed_from = event.span.start * SAMPLE_RATE
+                failed_to = event.span.end * SAMPLE_RATE
+                self.book.fail(int(failed_from), int(failed_to), event.message)
                 return []
             return [server_error(event.code.value, event.message)]
         return []  # ready, utterance_end, end: nothing to say in this API

@@ -149,7 +149,7 @@ def _ga_format(given: FormatIn) -> AudioFormat:
             f"{param}.rate: audio/pcm is {PCM_RATE} Hz (OpenAI's API defines no other rate)",
             f"{param}.rate",
         )
-    return given.type  # type: ignore[return-value]
+    return given.type  # type: ignore[return-value]  # in EDGE: one of the AudioFormat literals
 
 
 def _beta_format(name: str | None) -> AudioFormat | None:

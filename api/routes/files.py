@@ -103,6 +103,8 @@ async def _read(request: Request, task: Task) -> FileRequest:
             "invalid_value",
             "timestamp_granularities[]",
         )
+    # the check above leaves only the strings "word" and "segment" (no uploaded file)
+    granularities_asked = {g for g in granularities if isinstance(g, str)}
     stream = fields.get("stream", "false").strip().lower() in ("true", "1")
     if stream and response_format not in ("json", "text"):
         raise OpenAIHTTPError(
@@ -120,7 +122,7 @@ async def _read(request: Request, task: Task) -> FileRequest:
     except FormError as exc:
         raise OpenAIHTTPError(422, exc.message, exc.code) from exc
     options = options.model_copy(update={"task": task})
-    return FileRequest(data, options, response_format, granularities, stream, served)
+    return FileRequest(data, options, response_format, granularities_asked, stream, served)
 
 
 async def _serve(request: Request, key: str, task: Task) -> Response:

@@ -13,7 +13,7 @@ router = APIRouter()
 
 @router.get("/v1/sessions/{session_id}/transcript")
 async def session_transcript(session_id: str, request: Request, key: CallerKey) -> dict[str, Any]:
-    body = request.app.state.registry.transcript(session_id, key)
+    body: dict[str, Any] | None = request.app.state.registry.transcript(session_id, key)
     if body is None:
         raise HTTPException(404, "no finished session with that id for this key (or it expired)")
     return body

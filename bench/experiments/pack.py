@@ -32,7 +32,7 @@ from contracts.worker import DecodeOptions
 def windows(seed: int = 7) -> list[tuple[str, str, np.ndarray, str | None]]:
     """(id, language, audio, reference or None)."""
     manifest = load_manifest()
-    out = []
+    out: list[tuple[str, str, np.ndarray, str | None]] = []
     for clip in manifest.values():
         if clip.duration_s <= 20:
             audio = decode_file(clip.path.read_bytes())

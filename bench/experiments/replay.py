@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,9 @@ class Engine:
         CACHE.mkdir(parents=True, exist_ok=True)
         self.calls = 0
 
-    def _cached(self, key: str, compute: Any) -> TranscriptionResponse:
+    def _cached(
+        self, key: str, compute: Callable[[], TranscriptionResponse]
+    ) -> TranscriptionResponse:
         path = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
         if path.exists():
             return TranscriptionResponse.model_validate_json(path.read_text())
