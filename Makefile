@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint format bench soak worker clean
+.PHONY: install run test test-backend lint format bench soak worker clean
 
 AXE := node_modules/axe-core/axe.min.js
 
@@ -36,6 +36,11 @@ worker: install
 
 test: install
 	$(PY) -m pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
+
+# The model-level tests (marker `backend`) on the CPU backend CTranslate2 does not pick here:
+# oneDNN on an Intel CPU, MKL on an AMD one; timeouts stretched for it (tests/backend.py).
+test-backend: install
+	env $$($(PY) -m tests.backend) $(PY) -m pytest -m "backend and not slow" --durations=15 $(PYTEST_ARGS)
 
 soak: install
 	$(PY) -m pytest -m slow --durations=10 $(PYTEST_ARGS)

@@ -54,8 +54,9 @@ def machine_section(result: dict[str, Any]) -> list[str]:
         f"- machine: {m['cpu_model']}, {m['logical_cores']} logical cores "
         f"({m['usable_cores']} usable), {m['ram_gb']} GB RAM, {m['os']}; "
         f"load average at start {m['load_avg_1m']}",
-        f"- software: Python {m['python']}, ctranslate2 {m['ctranslate2']}, "
-        f"faster-whisper {m['faster_whisper']}",
+        f"- software: Python {m['python']}, ctranslate2 {m['ctranslate2']} (CPU backend "
+        f"{m.get('ct2_cpu_backend', 'not recorded')}), faster-whisper {m['faster_whisper']}, "
+        f"numpy {m.get('numpy', '?')}",
         f"- worker: model `{w.get('model', '?')}` on {w.get('device', '?')} "
         f"({w.get('compute_type', '?')}); {_stack(result.get('stack'))}",
     ]

@@ -134,10 +134,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_is_intel() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(line.startswith("vendor_id") and "GenuineIntel" in line for line in fh)
+    except OSError:
+        return False
+
+
+def ct2_cpu_backend() -> str:
+    """The GEMM backend CTranslate2 uses on the CPU in a process started with this environment:
+    MKL on Intel CPUs and oneDNN on others, unless CT2_USE_MKL forces one (CTranslate2's own
+    rule; CT2_VERBOSE=1 prints its choice). The two give different text for the same audio."""
+    forced = os.environ.get("CT2_USE_MKL", "").strip().lower()
+    if forced:
+        return "MKL" if forced in ("1", "true", "on") else "oneDNN"
+    return "MKL" if cpu_is_intel() else "oneDNN"
+
+
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
     info: dict[str, Any] = {
         "cpu_model": cpu_model(),
+        "ct2_cpu_backend": ct2_cpu_backend(),
         "logical_cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

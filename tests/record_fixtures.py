@@ -75,7 +75,7 @@ SCENARIOS = [
 ]
 
 
-def scenario_audio(scenario: Scenario, manifest: dict) -> np.ndarray:  # type: ignore[type-arg]
+def scenario_audio(scenario: Scenario, manifest: dict) -> np.ndarray:
     parts: list[np.ndarray] = []
     for i, clip in enumerate(scenario.clips):
         if i:
@@ -112,7 +112,7 @@ class ModelResponder:
         return result
 
 
-def record(scenario: Scenario, manifest: dict, responder: ModelResponder) -> Run:  # type: ignore[type-arg]
+def record(scenario: Scenario, manifest: dict, responder: ModelResponder) -> Run:
     pcm = scenario_audio(scenario, manifest)
     probs_all = load_model(find_model()).probabilities(pcm16_to_float(pcm))
     responder.recorded = {}

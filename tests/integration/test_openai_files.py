@@ -15,35 +15,39 @@ from bench.direct import run_direct
 from bench.scoring import wer
 from launcher.processes import ManagedProcess, free_port, gateway_process
 from tests.audio_utils import silence, wav_bytes
-from tests.baseline import check_wer, words_in
+from tests.backend import scaled
 from tests.openai_utils import KEY, MAX_FILE_BYTES, MAX_FILE_SEC
+from tests.promises import hold
 
 SERVED = "whisper-base"  # ASR_WORKER_MODEL=embedded
-TRANSLATION_BOUND = 0.10  # the issue's: within 10 WER points of faster-whisper's own
+
+pytestmark = pytest.mark.backend  # model-level: `make test-backend` runs it on the other backend
 
 
 @pytest.fixture(scope="module")
 def client(openai_gateway: ManagedProcess) -> Iterator[OpenAI]:
-    with OpenAI(base_url=f"{openai_gateway.url}/v1", api_key=KEY, timeout=120) as sdk:
+    with OpenAI(base_url=f"{openai_gateway.url}/v1", api_key=KEY, timeout=scaled(120)) as sdk:
         yield sdk
 
 
-@pytest.mark.baseline
 @pytest.mark.parametrize("fmt", ["json", "text", "srt", "vtt", "verbose_json"])
-def test_every_response_format(client: OpenAI, manifest, fmt: str) -> None:
+def test_every_response_format(client: OpenAI, manifest, whole_file_text, fmt: str) -> None:
+    """jfk is cut into two pieces (10 s file pieces here): as good as the worker's whole file
+    (promise row `file-vs-whole-file`)."""
     clip = manifest["jfk"]
     raw = client.audio.transcriptions.with_raw_response.create(
         model="whisper-1",
         file=clip.path.open("rb"),
-        response_format=fmt,  # type: ignore[arg-type]
+        response_format=fmt,
         timestamp_granularities=["word", "segment"] if fmt == "verbose_json" else openai.omit,
     )
     assert raw.headers["x-model"] == SERVED  # which model really ran
     result = raw.parse()
     if fmt in ("json", "text"):
         text = result if isinstance(result, str) else result.text
-        name = "openai-file/jfk/10s-pieces"
-        check_wer(name, wer(clip.reference_text, text), words_in(clip.reference_text))
+        reference = clip.reference_text
+        whole = wer(reference, whole_file_text("jfk"))
+        hold("file-vs-whole-file", wer(reference, text), whole, reference, "two 10 s pieces")
         if fmt == "json":
             assert result.usage is not None and result.usage.type == "duration"
             assert result.usage.seconds == pytest.approx(11.0)
@@ -64,16 +68,18 @@ def test_every_response_format(client: OpenAI, manifest, fmt: str) -> None:
 @pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
 def test_translation_is_faster_whispers_own(client: OpenAI, manifest) -> None:
     """A Portuguese clip translated to English, against faster-whisper's task="translate" on
-    the same clip with the worker's options (bench.direct: the engine called directly)."""
+    the same clip with the worker's options (bench.direct: the engine called directly; promise
+    row `translation-vs-faster-whisper`)."""
     clip = manifest["fleurs-pt-002"]
     translation = client.audio.translations.create(model="whisper-1", file=clip.path.open("rb"))
     direct = run_direct(
         threads=2,
         jobs=[{"id": clip.id, "path": str(clip.path), "language": "pt", "task": "translate"}],
+        timeout_sec=scaled(600),
     )["results"][0]["text"]
     measured = wer(direct, translation.text)
     print(f"translation {translation.text!r}; faster-whisper {direct!r}; WER {measured:.2%}")
-    assert measured <= TRANSLATION_BOUND, (translation.text, direct)
+    hold("translation-vs-faster-whisper", measured, 0.0, direct)
     assert wer(clip.reference_text, translation.text) > 0.5  # English, not the Portuguese
     verbose = client.audio.translations.create(
         model="whisper-1", file=clip.path.open("rb"), response_format="verbose_json"
@@ -106,7 +112,7 @@ def test_models(client: OpenAI) -> None:
         ids
     )
     alias = client.models.retrieve("gpt-4o-mini-transcribe")
-    assert alias.id == "gpt-4o-mini-transcribe" and alias.root == SERVED  # type: ignore[attr-defined]
+    assert alias.id == "gpt-4o-mini-transcribe" and alias.root == SERVED  # type: ignore[attr-defined]  # `root`: a field the SDK's Model does not declare
     with pytest.raises(openai.NotFoundError) as missing:
         client.models.retrieve("dall-e-3")
     assert missing.value.code == "model_not_found" and "dall-e-3" in missing.value.message

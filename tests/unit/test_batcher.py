@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import asr.batcher
 from asr.batch_decode import RawSegment, RawWord, coverage
 from asr.batcher import MicroBatcher
 from asr.direct_pass import ItemPlan, plan_pass
@@ -49,6 +50,16 @@ class FakeModel:
         finally:
             with self.lock:
                 self.running -= 1
+
+
+class FakeClock:
+    """`perf_counter` for asr.batcher: time moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
 
 
 def make(
@@ -176,19 +187,34 @@ async def test_a_failing_input_fails_alone() -> None:
     assert batcher.scheduler.running == 0
 
 
-async def test_requests_arriving_together_wait_briefly_for_mates() -> None:
-    model = FakeModel(seconds=0.05)
+async def test_requests_arriving_together_wait_briefly_for_mates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the batcher's own clock (a fake one here, moved by the test): a request that finds
+    the worker idle with nothing arriving goes at once; one that arrives 10 ms after another
+    holds its slot until `wait_sec` after its arrival, and takes the mate that came meanwhile."""
+    clock = FakeClock()
+    monkeypatch.setattr(asr.batcher, "time", clock)
+    model = FakeModel()
+    model.hold.clear()
     batcher, seen = make(model, slots=2, wait_sec=0.2)
     lone = asyncio.create_task(batcher.submit("k", Priority.final, "lone"))
-    await asyncio.sleep(0.01)  # gets a free slot; arrived 10 ms after the lone one: a burst
-    lead = asyncio.create_task(batcher.submit("k", Priority.final, "lead"))
-    await asyncio.sleep(0.03)
+    await settle(model.started.is_set)  # nothing was arriving: no wait
+    clock.now += 0.01
+    lead = asyncio.create_task(batcher.submit("k", Priority.final, "lead"))  # a burst
+    # the lead holds the second slot, waiting for mates (it cleared the arrival signal)
+    await settle(lambda: batcher.pending == 1 and not batcher._arrived.is_set())
+    clock.now += 0.03
     mate = asyncio.create_task(batcher.submit("k", Priority.final, "mate"))
+    await settle(lambda: batcher.pending == 2)
+    clock.now += 0.2  # past the lead's deadline: 0.21 s after its arrival
+    await settle(lambda: batcher.pending == 0)  # the lead took its mate
+    model.hold.set()
     done = await asyncio.gather(lone, lead, mate)
-    assert model.calls[0] == ["lone"]  # nothing was arriving yet: no wait
-    assert ["lead", "mate"] in model.calls
-    assert done[1].batch_size == 2 and 0.01 < done[1].wait_sec <= 0.25
-    assert seen[0] == (1, 0.0)
+    assert model.calls == [["lone"], ["lead", "mate"]]
+    assert seen == [(1, 0.0), (2, pytest.approx(0.23))]
+    assert done[1].batch_size == done[2].batch_size == 2
+    assert done[1].wait_sec == done[2].wait_sec == pytest.approx(0.23)
 
 
 async def test_queue_limit_and_cancellation_leave_nothing_behind() -> None:

@@ -109,7 +109,7 @@ def test_clip_cuts_at_a_word() -> None:
 # ---- speech time -----------------------------------------------------------------------------
 
 
-async def test_speech_meter_matches_the_offline_vad(manifest) -> None:  # type: ignore[no-untyped-def]
+async def test_speech_meter_matches_the_offline_vad(manifest) -> None:
     """Fed in 300 ms frames, scored by the channel's VAD at odd moments: the live figure is the
     offline one."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps
@@ -224,8 +224,8 @@ def tracker_with(
     tracker = InsightsTracker(
         "test",
         channels,
-        provider,  # type: ignore[arg-type]
-        sent.append,  # type: ignore[arg-type]
+        provider,  # type: ignore[arg-type]  # a fake of the provider protocol
+        sent.append,  # type: ignore[arg-type]  # collects the events the tracker emits
         lambda: "pt",
         interval_sec=interval,
         timeout_sec=timeout,
@@ -235,7 +235,7 @@ def tracker_with(
 
 def test_figures_mono_and_stereo() -> None:
     tracker, _ = tracker_with(FakeProvider())
-    tracker.meters = [FakeMeter(speech=30.0, audio=60.0)]  # type: ignore[list-item]
+    tracker.meters = [FakeMeter(speech=30.0, audio=60.0)]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
     tracker.add_transcript(transcript("um " * 75))
     figures = tracker.figures(final=True)
     assert figures["speaking_sec"] == 30.0 and figures["word_count"] == 75
@@ -243,13 +243,13 @@ def test_figures_mono_and_stereo() -> None:
     assert figures["channels"] is None
 
     stereo, _ = tracker_with(FakeProvider(), channels=2)
-    stereo.meters = [FakeMeter(20.0, 60.0), FakeMeter(10.0, 60.0)]  # type: ignore[list-item]
+    stereo.meters = [FakeMeter(20.0, 60.0), FakeMeter(10.0, 60.0)]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
     stereo.add_transcript(transcript("a " * 40, channel=0))
     stereo.add_transcript(transcript("b " * 30, channel=1))
     figures = stereo.figures(final=True)
     assert figures["speaking_sec"] == 30.0 and figures["silence_ratio"] == 0.5
     assert figures["words_per_minute"] == 140.0
-    agent, customer = figures["channels"]  # type: ignore[misc]
+    agent, customer = figures["channels"]  # type: ignore[misc]  # figures() types its values as object
     assert (agent.words_per_minute, customer.words_per_minute) == (120.0, 180.0)
     assert (agent.silence_ratio, customer.silence_ratio) == (0.667, 0.833)
 
@@ -258,7 +258,7 @@ def test_pace_counts_only_the_transcribed_speech_until_the_end() -> None:
     """Mid-session the VAD is ahead of the transcript (a window is at the worker): the pace
     is words over the speech up to the last transcribed word, at the end over all of it."""
     tracker, _ = tracker_with(FakeProvider())
-    tracker.meters = [FakeMeter(speech=30.0, audio=40.0)]  # type: ignore[list-item]
+    tracker.meters = [FakeMeter(speech=30.0, audio=40.0)]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
     tracker.add_transcript(transcript("um " * 50, end=20.0))
     running = tracker.figures()
     assert running["speaking_sec"] == 30.0 and running["words_per_minute"] == 150.0
@@ -267,7 +267,7 @@ def test_pace_counts_only_the_transcribed_speech_until_the_end() -> None:
 
 def test_pace_needs_a_second_of_speech() -> None:
     tracker, _ = tracker_with(FakeProvider())
-    tracker.meters = [FakeMeter(speech=0.5, audio=0.0)]  # type: ignore[list-item]
+    tracker.meters = [FakeMeter(speech=0.5, audio=0.0)]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
     tracker.add_transcript(transcript("oi"))
     figures = tracker.figures()
     assert figures["words_per_minute"] is None and figures["silence_ratio"] is None
@@ -298,7 +298,7 @@ async def test_provider_failures_become_error_events() -> None:
     ]
     for provider, error in cases:
         tracker, _ = tracker_with(provider, timeout=0.05)
-        tracker.meters = [FakeMeter(speech=6.0, audio=10.0)]  # type: ignore[list-item]
+        tracker.meters = [FakeMeter(speech=6.0, audio=10.0)]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
         tracker.add_transcript(transcript("a grande pirâmide do egito"))
         event = await tracker.finish()
         assert event is not None and event.error == error and event.final
@@ -321,11 +321,14 @@ async def test_a_failed_call_is_retried_next_time() -> None:
 
 async def test_a_tracker_bug_never_costs_the_session_its_end() -> None:
     class BrokenMeter(FakeMeter):
+        reads = 0
+
         def finish(self) -> None:
             raise RuntimeError("bug")
 
         @property
         def speech_sec(self) -> float:
+            self.reads += 1
             raise RuntimeError("bug")
 
         @speech_sec.setter
@@ -334,9 +337,10 @@ async def test_a_tracker_bug_never_costs_the_session_its_end() -> None:
 
     provider = FakeProvider()
     tracker, sent = tracker_with(provider, interval=0.02)
-    tracker.meters = [BrokenMeter(1.0, 2.0)]  # type: ignore[list-item]
+    broken = BrokenMeter(1.0, 2.0)
+    tracker.meters = [broken]  # type: ignore[list-item]  # a FakeMeter for the SpeechMeter
     tracker.start()
-    await asyncio.sleep(0.07)
+    await settle(lambda: broken.reads >= 2)  # two periodic events hit the bug: the loop goes on
     assert await tracker.finish() is None
     assert sent == [] and provider.closed
 
@@ -359,7 +363,7 @@ async def test_local_provider_runs_off_the_loop() -> None:
 # ---- the OpenAI-compatible provider ----------------------------------------------------------
 
 
-def openai_with(handler) -> OpenAIProvider:  # type: ignore[no-untyped-def]
+def openai_with(handler) -> OpenAIProvider:
     return OpenAIProvider(
         url="http://llm.test/v1/",
         key="sk-secret",
@@ -428,7 +432,7 @@ def test_openai_prose_reply_is_the_summary() -> None:
         (lambda request: httpx.Response(200, json={"choices": []}), "openai: unexpected response"),
     ],
 )
-async def test_openai_failures(handler, error: str) -> None:  # type: ignore[no-untyped-def]
+async def test_openai_failures(handler, error: str) -> None:
     provider = openai_with(handler)
     with pytest.raises(ProviderError, match=error):
         await provider.analyse(InsightsInput(transcript="oi", language="pt", keywords=[]))

@@ -14,7 +14,7 @@ SECRET = "sk-live-0123456789"
 
 
 @pytest.fixture(autouse=True)
-def restore_logging():  # type: ignore[no-untyped-def]
+def restore_logging():
     yield
     structlog.reset_defaults()
     logging.getLogger().handlers[:] = []

@@ -55,10 +55,10 @@ def test_the_summary_is_the_median_and_spread_of_the_runs() -> None:
     assert out["behind_transcripts"] == 2
 
 
-def test_the_material_is_built_from_the_dev_set(manifest) -> None:  # type: ignore[no-untyped-def]
+def test_the_material_is_built_from_the_dev_set(manifest) -> None:
     """Word times stand in for the whole-file transcription: two words a second."""
 
-    def word_timer(clip):  # type: ignore[no-untyped-def]
+    def word_timer(clip):
         words = clip.reference_text.split()
         return [(w, i * 0.5, i * 0.5 + 0.15) for i, w in enumerate(words)]
 

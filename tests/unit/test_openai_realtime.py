@@ -251,7 +251,7 @@ def test_manual_commit_pads_with_silence_and_times_leave_it_out() -> None:
     out = m.on_pipeline(transcript(words)) + m.on_pipeline(ack(SR + 364 * 16))
     kinds = [check_realtime_event(e.model_dump())["type"] for e in out]
     assert kinds[-1] == "conversation.item.input_audio_transcription.completed"
-    assert out[-1].transcript == "oi" and out[-1].usage.seconds == 1.0  # type: ignore[attr-defined]
+    assert out[-1].transcript == "oi" and out[-1].usage.seconds == 1.0  # type: ignore[attr-defined]  # the last event is a completed one
     assert "conversation.item.input_audio_transcription.delta" in kinds
 
 

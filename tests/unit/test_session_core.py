@@ -21,11 +21,12 @@ import pytest
 from api.config import GatewaySettings
 from api.core.speech import CHUNK
 from api.core.steps import WindowRequest
-from bench.scoring import load_manifest
+from bench.scoring import load_manifest, normalize
 from contracts.audio import SAMPLE_RATE
 from contracts.worker import Segment, TranscriptionResponse, Word
 from tests.core_driver import FIXTURES, Recorded, Run, drive, make_core
 from tests.record_fixtures import SCENARIOS, scenario_audio
+from tests.words_utils import assert_in_order_once
 
 SR = SAMPLE_RATE
 BALANCED = {"language": "pt", "profile": "balanced", "partials": False}
@@ -102,11 +103,8 @@ def words_of(run: Run) -> list[dict[str, Any]]:
 
 def assert_sound(run: Run, duration: float) -> None:
     """In order, nothing twice, everything committed, acks never going back."""
-    words = words_of(run)
     assert [e["segment_id"] for e in run.of("transcript")] == list(range(len(run.of("transcript"))))
-    assert all(a["start"] <= b["start"] for a, b in itertools.pairwise(words)), words
-    for a, b in itertools.pairwise(words):
-        assert not (a["word"] == b["word"] and abs(a["start"] - b["start"]) < 0.3), (a, b)
+    assert_in_order_once(words_of(run))
     acks = [e["committed_offset"] for e in run.of("ack")]
     assert acks == sorted(acks)
     assert acks[-1] == round(duration * SR)
@@ -291,7 +289,7 @@ def test_recorded_sessions_replay_to_the_recorded_text(name: str) -> None:
     run, fixture = fixture_run(name)
     assert [r.key for r in run.requests] == fixture["requests"]
     assert run.text == fixture["expected_text"]
-    duration = (run.core.channels[0].track.received) / SR  # type: ignore[union-attr]
+    duration = (run.core.channels[0].track.received) / SR  # type: ignore[union-attr]  # channel 0 of a mono session exists
     assert_sound(run, duration)
 
 
@@ -318,12 +316,18 @@ def test_recorded_batch_session_holds_back_and_overlaps_on_real_answers() -> Non
 
 
 def test_recorded_pause_ends_the_utterance() -> None:
+    """coxinha (speech to ~3.1 s of its 4.5 s), 2 s of silence, m-001: one utterance_end,
+    after every word of the first clip and before any of the second."""
     run, _ = fixture_run("batch-pause")
     ends = run.of("utterance_end")
-    assert len(ends) == 1 and 2.8 <= ends[0]["end"] <= 4.5  # coxinha's speech ends ~3.1 s
+    assert len(ends) == 1 and 2.8 <= ends[0]["end"] <= 4.5
     index = run.events.index(ends[0])
-    before = " ".join(e["text"] for e in run.events[:index] if e["event"] == "transcript")
-    assert "coxinha" in before.lower() or "frango" in before.lower()
+    before = [w for e in run.events[:index] if e["event"] == "transcript" for w in e["words"]]
+    after = [w for e in run.events[index:] if e["event"] == "transcript" for w in e["words"]]
+    first = load_manifest()["ufpalign-coxinha"].reference_text
+    assert normalize(" ".join(w["word"] for w in before)) == normalize(first)
+    assert all(w["end"] <= ends[0]["end"] for w in before), before
+    assert after and all(w["start"] > ends[0]["end"] + 1.0 for w in after), after
 
 
 def test_recorded_resume_hears_context_and_sends_none_of_it() -> None:
@@ -358,7 +362,8 @@ def test_fixtures_are_small() -> None:
 # ---- the decoder's forced prefix: the words already sent are not generated again -------------
 
 
-PREFIXED = GatewaySettings(decoder_prefix=True)
+def test_the_decoder_prefix_is_on_by_default() -> None:
+    assert GatewaySettings().decoder_prefix is True
 
 
 def test_a_window_hears_its_context_as_the_prefix_and_keeps_every_word_after_it() -> None:
@@ -366,7 +371,7 @@ def test_a_window_hears_its_context_as_the_prefix_and_keeps_every_word_after_it(
     # "quatro" starts before the cut-off point the midpoint rule would use: with a prefix the
     # worker's answer holds only new words, all of them kept
     said = [("um", 0.2, 1.0), ("dois", 1.1, 2.3), ("quatro", 2.25, 4.8)]
-    run = drive(make_core(BALANCED, PREFIXED), audio, probs, lambda r: answer(r, *said))
+    run = drive(make_core(BALANCED), audio, probs, lambda r: answer(r, *said))
     first, second = run.requests[0], run.requests[1]
     assert first.options.prefix is None  # nothing sent before it
     assert second.start < second.since and second.options.prefix == "um dois"
@@ -381,7 +386,7 @@ def test_without_the_words_text_there_is_no_prefix() -> None:
     first = cut - context // CHUNK * CHUNK
     said = [("um", 1.0, 2.0), ("dois", 2.5, 3.9), ("três", 4.1, 5.9), ("quatro", 6.5, 8.0)]
     core = make_core(
-        BALANCED, PREFIXED, timeline_offset=cut, context_samples=context,
+        BALANCED, timeline_offset=cut, context_samples=context,
         context_word_starts=(int(2.5 * SR),),
     )  # fmt: skip
     run = drive(
@@ -409,7 +414,7 @@ def test_stream_passes_hear_the_recent_committed_words_as_their_prefix() -> None
     audio, probs = scripted((6.0, True), (0.6, False))
     said = [(f"w{i}", 0.5 * i + 0.05, 0.5 * i + 0.4) for i in range(12)]
     start = {"language": "pt", "mode": "stream", "partials": False}
-    settings = GatewaySettings(decoder_prefix=True, stream_context_sec=2.0)
+    settings = GatewaySettings(stream_context_sec=2.0)
     run = drive(make_core(start, settings), audio, probs, lambda r: answer(r, *said))
     passes = [r for r in run.requests if r.purpose == "pass"]
     prefixed = [r for r in passes if r.options.prefix]
@@ -437,6 +442,5 @@ def test_a_pass_that_reads_the_committed_words_again_does_not_commit_them_twice(
         return out
 
     start = {"language": "pt", "mode": "stream", "partials": False}
-    settings = GatewaySettings(decoder_prefix=True)
-    run = drive(make_core(start, settings), audio, probs, rereading)
+    run = drive(make_core(start), audio, probs, rereading)
     assert [w["word"] for w in words_of(run)] == ["a", "b", "c", "d", "e"]

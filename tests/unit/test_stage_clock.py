@@ -1,27 +1,48 @@
 """Stage times per request: the proxies time the model calls and pass everything else through;
-a batch's stage times are shared by its windows; each model thread keeps its own clock."""
+a batch's stage times are shared by its windows; each model thread keeps its own clock.
+
+The clock reads a fake `perf_counter` that only the fakes move, so every figure is exact."""
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
 
+import asr.stage_clock
 from asr.stage_clock import STAGES, StageClock, TimedFeatures, TimedModel, shares, timed_model
 
 
+class FakeTime:
+    """`perf_counter` for asr.stage_clock: time passes only when a fake call says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeTime]:
+    fake = FakeTime()
+    monkeypatch.setattr(asr.stage_clock, "time", fake)
+    yield fake
+
+
 class FakeCT2:
-    """Stands in for ctranslate2.models.Whisper: each call sleeps a known time."""
+    """Stands in for ctranslate2.models.Whisper: each call takes a known time."""
 
     is_multilingual = True
 
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeTime) -> None:
         self.calls: list[tuple[str, tuple]] = []
+        self.clock = clock
 
     def _call(self, name: str, seconds: float, *args: object) -> str:
-        time.sleep(seconds)
+        self.clock.now += seconds
         self.calls.append((name, args))
         return name
 
@@ -38,9 +59,9 @@ class FakeCT2:
         return self._call("align", 0.01, *args)
 
 
-def test_model_calls_are_timed_by_stage_and_passed_through() -> None:
+def test_model_calls_are_timed_by_stage_and_passed_through(fake_time: FakeTime) -> None:
     clock = StageClock()
-    fake = FakeCT2()
+    fake = FakeCT2(fake_time)
     model = TimedModel(fake, clock)
     assert model.encode("f", to_cpu=True) == "encode"
     assert model.generate("e", [[1]], beam_size=5) == "generate"
@@ -51,34 +72,34 @@ def test_model_calls_are_timed_by_stage_and_passed_through() -> None:
     assert fake.calls[0][1] == ("f", True)
     totals = clock.read()
     assert set(totals) == set(STAGES)
-    assert totals["encoder"] == pytest.approx(0.02, abs=0.015)
+    assert totals["encoder"] == pytest.approx(0.02, abs=1e-9)
     # language detection runs the decoder: it counts there
-    assert totals["decoder"] == pytest.approx(0.04, abs=0.02)
-    assert totals["align"] == pytest.approx(0.01, abs=0.015)
+    assert totals["decoder"] == pytest.approx(0.04, abs=1e-9)
+    assert totals["align"] == pytest.approx(0.01, abs=1e-9)
     assert totals["features"] == 0.0
     clock.reset()
     assert clock.read() == dict.fromkeys(STAGES, 0.0)
 
 
-def test_features_proxy_times_calls_and_keeps_attributes() -> None:
+def test_features_proxy_times_calls_and_keeps_attributes(fake_time: FakeTime) -> None:
     clock = StageClock()
 
     class Extractor:
         hop_length = 160
 
         def __call__(self, audio: object, padding: int = 160) -> tuple[object, int]:
-            time.sleep(0.01)
+            fake_time.now += 0.01
             return audio, padding
 
     timed = TimedFeatures(Extractor(), clock)
     assert timed("a", padding=0) == ("a", 0)
     assert timed.hop_length == 160
-    assert clock.read()["features"] >= 0.009
+    assert clock.read()["features"] == pytest.approx(0.01, abs=1e-9)
 
 
-def test_timed_model_wraps_a_whisper_model_once() -> None:
+def test_timed_model_wraps_a_whisper_model_once(fake_time: FakeTime) -> None:
     clock = StageClock()
-    whisper = SimpleNamespace(model=FakeCT2(), feature_extractor=lambda audio: audio)
+    whisper = SimpleNamespace(model=FakeCT2(fake_time), feature_extractor=lambda audio: audio)
     timed_model(whisper, clock)
     inner = whisper.model
     timed_model(whisper, clock)
@@ -86,22 +107,33 @@ def test_timed_model_wraps_a_whisper_model_once() -> None:
     assert isinstance(whisper.feature_extractor, TimedFeatures)
 
 
-def test_each_thread_has_its_own_clock() -> None:
+def test_each_thread_has_its_own_clock(fake_time: FakeTime) -> None:
+    """A model thread's stage times are its own: another thread's call, even one that overlaps
+    it, neither adds to them nor resets them."""
     clock = StageClock()
-    seen: dict[str, dict[str, float]] = {}
+    inside, go_on = threading.Event(), threading.Event()
+    seen: dict[str, float] = {}
 
-    def run(name: str, seconds: float) -> None:
+    def other_thread() -> None:
         clock.reset()
         with clock.measure("decoder"):
-            time.sleep(seconds)
-        seen[name] = clock.read()
+            fake_time.now += 0.05
+            inside.set()  # the main thread measures while this call is still open
+            go_on.wait(5)
+        seen["other"] = clock.read()["decoder"]
 
-    threads = [threading.Thread(target=run, args=(n, s)) for n, s in (("a", 0.01), ("b", 0.05))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert seen["a"]["decoder"] < 0.04 <= seen["b"]["decoder"]
+    clock.reset()
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    assert inside.wait(5)
+    with clock.measure("encoder"):
+        fake_time.now += 0.01
+    go_on.set()
+    thread.join(5)
+    # the other call spans the main thread's 0.01 s too; the main thread saw no decoder time
+    assert seen["other"] == pytest.approx(0.06, abs=1e-9)
+    assert clock.read()["decoder"] == 0.0
+    assert clock.read()["encoder"] == pytest.approx(0.01, abs=1e-9)
 
 
 def test_a_batch_shares_its_stage_times_equally() -> None:
