@@ -10,6 +10,7 @@ from typing import Any
 import websockets
 
 from contracts.events import server_event
+from tests.backend import scaled
 
 
 def check_event(raw: str | bytes) -> dict[str, Any]:
@@ -47,7 +48,7 @@ async def run_session(
                 await asyncio.sleep(max(0, began + (index + 1) * realtime_ms / 1000 - loop.time()))
             await ws.send(audio[offset : offset + frame_bytes])
         await ws.send(json.dumps({"event": "stop"}))
-        await asyncio.wait_for(reading, timeout=300)
+        await asyncio.wait_for(reading, timeout=scaled(300))
     return events
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from launcher.processes import ManagedProcess, free_port, gateway_process
+from tests.backend import scaled
 from tests.openai_utils import openai_gateway_env
 
 
@@ -19,6 +20,6 @@ def openai_gateway(worker: ManagedProcess, log_dir: Path) -> Iterator[ManagedPro
     proc = gateway_process(free_port(), worker.url, env=env, log_dir=log_dir, name="gateway-openai")
     proc.start()
     try:
-        yield proc.wait_ready(timeout=60)
+        yield proc.wait_ready(timeout=scaled(60))
     finally:
         proc.stop()

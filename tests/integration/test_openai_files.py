@@ -149,7 +149,7 @@ def test_overloaded_is_503_with_retry_after(worker, log_dir) -> None:
     """No worker answering: OpenAI's shape with Retry-After kept (the SDK retries by it)."""
     proc = gateway_process(free_port(), f"http://127.0.0.1:{free_port()}", log_dir=log_dir)
     proc.ready_url = f"{proc.url}/health"  # alive, though not ready: no worker
-    proc.start().wait_ready(timeout=60)
+    proc.start().wait_ready(timeout=scaled(60))
     try:
         sdk = OpenAI(base_url=f"{proc.url}/v1", api_key="any", max_retries=0)
         with pytest.raises(openai.InternalServerError) as busy:
